@@ -1,0 +1,78 @@
+//! Command-line flags and `REALE_*` environment variables: everything an operator can set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Reale: a self-hosted realtime messenger in one binary.
+///
+/// With no options it serves on http://127.0.0.1:8080 and keeps everything in an
+/// SQLite database under ./data. Point DATABASE_URL at PostgreSQL and set REDIS_URL
+/// to run several instances behind a load balancer.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "reale", version, about, long_about)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "REALE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Directory for the SQLite database and uploaded files; created if missing.
+    #[arg(long, env = "REALE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database to use: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    /// Default: the SQLite file `reale.db` inside the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis to use for sessions (and, later, cross-instance fan-out and presence),
+    /// e.g. `redis://127.0.0.1:6379`. Without it sessions live in the database.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The origin users type into their browser, e.g. `https://chat.example.org`.
+    /// An https origin turns on Secure `__Host-` cookies and HSTS. Cross-site form
+    /// posts are checked against it. Default: http://ADDR.
+    #[arg(long, env = "REALE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Take the client address from the last `X-Forwarded-For` hop (only behind a
+    /// reverse proxy you control; used for rate limits and the sessions list).
+    #[arg(long, env = "REALE_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "REALE_MAX_BODY", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Login attempts allowed per account and client address in 15 minutes.
+    #[arg(long, env = "REALE_LOGIN_LIMIT", default_value_t = 10)]
+    pub login_limit: u32,
+
+    /// Login attempts allowed per client address (any account) in 15 minutes.
+    #[arg(long, env = "REALE_LOGIN_IP_LIMIT", default_value_t = 100)]
+    pub login_ip_limit: u32,
+
+    /// Registrations allowed per client address in an hour.
+    #[arg(long, env = "REALE_REGISTER_LIMIT", default_value_t = 20)]
+    pub register_limit: u32,
+}
+
+impl Config {
+    pub fn public_origin(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_origin().starts_with("https://")
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("reale.db").display()),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Reale: a self-hosted realtime messenger. `run` starts the server; `app` builds the
+//! router so tests can drive it in-process.
+
+pub mod accounts;
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use config::Config;
+pub use state::AppState;
+
+use error::AppError;
+
+/// Everything that can stop the server from starting, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the database (creating the data directory and applying migrations), the
+/// session store and Redis, and returns the state the router needs.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let store = store::Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    let redis = match &config.redis_url {
+        Some(url) => Some(accounts::session::connect_redis(url).await?),
+        None => None,
+    };
+    let sessions = accounts::session::SessionBackend::open(&store, redis.as_ref()).await?;
+    Ok(AppState {
+        store,
+        config: Arc::new(config),
+        limiter: Arc::default(),
+        sessions,
+        redis,
+    })
+}
+
+/// The whole application as a router.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(home::show))
+        .merge(accounts::routes())
+        .route("/healthz", get(web::ops::healthz))
+        .route("/readyz", get(web::ops::readyz))
+        .route("/assets/{hash}/{name}", get(web::assets::serve))
+        .fallback(|| async { AppError::NotFound })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(accounts::session::layer(&state))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::csrf::guard))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(AppError::Internal("panic in handler".into()))
+        }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::shell::layer))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    // Path only: queries may hold search terms, and headers hold cookies.
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+        )
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, finishing requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}
+
+/// Starts Reale as configured and runs until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "reale=info,tower_http=info,warn".into()),
+        )
+        .init();
+    let addr = config.addr;
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Listen(addr, e))?;
+    let local = listener.local_addr().map_err(|e| StartError::Listen(addr, e))?;
+    println!("Reale listening on http://{local} ({} database)", state.store.backend_name());
+    serve(listener, state, shutdown_signal()).await.map_err(StartError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,17 @@
+//! `AppState`: what every handler can reach (store, config, sessions, limits, Redis).
+
+use std::sync::Arc;
+
+use crate::accounts::session::SessionBackend;
+use crate::config::Config;
+use crate::store::Store;
+use crate::web::ratelimit::RateLimiter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub limiter: Arc<RateLimiter>,
+    pub sessions: SessionBackend,
+    pub redis: Option<fred::clients::Pool>,
+}

@@ -1,0 +1,108 @@
+//! The database: one pool on SQLite or PostgreSQL, migrations, and the `with_db!` glue
+//! that runs the same portable SQL on either backend.
+//!
+//! Domain modules own their SQL (`accounts/store.rs`, …); this module only owns
+//! connecting, migrating and health.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub db: Db,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use.
+/// The body is compiled once per backend, so queries stay native (no `Any` driver).
+#[macro_export]
+macro_rules! with_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Milliseconds since the Unix epoch: how every timestamp is stored.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    pub async fn connect(url: &str) -> Result<Store, sqlx::Error> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                // Short, so /readyz answers 503 promptly while Postgres is down.
+                .acquire_timeout(Duration::from_secs(3))
+                .connect(url)
+                .await?;
+            Db::Postgres(pool)
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Db::Sqlite(pool)
+        };
+        Ok(Store { db })
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+    }
+
+    /// True when the database answers a trivial query within two seconds.
+    pub async fn is_ready(&self) -> bool {
+        let ping = async {
+            with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(2), ping).await, Ok(Ok(())))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Which unique constraint a failed insert hit, if any: the column name found in the
+/// backend's message (SQLite: `UNIQUE constraint failed: users.email`; Postgres:
+/// constraint `users_email_key`).
+pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    let db_error = error.as_database_error()?;
+    if !db_error.is_unique_violation() {
+        return None;
+    }
+    let text = db_error
+        .constraint()
+        .map(str::to_string)
+        .unwrap_or_else(|| db_error.message().to_string());
+    Some(text)
+}
