@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::Extension;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::web::shell;
 
 use crate::state::AppState;
 
@@ -12,7 +16,7 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store.is_ready().await;
     let redis = match &state.redis {
         None => None,
@@ -27,5 +31,5 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
         body.push_str(&format!("redis: {}\n", if redis { "ok" } else { "unavailable" }));
     }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, body)
+    (status, Extension(shell::Verbatim), body)
 }

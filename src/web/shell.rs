@@ -70,11 +70,19 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// Marks a response whose error status and body are meant for machines (e.g.
+/// `/readyz`), so the shell leaves them as they are.
+#[derive(Clone, Copy)]
+pub struct Verbatim;
+
 /// Error responses from our handlers carry `ErrorInfo`; those made elsewhere (axum's
 /// rejections, tower layers) get one from their status so users never see a bare code.
 fn error_info(response: &Response) -> Option<ErrorInfo> {
     if let Some(info) = response.extensions().get::<ErrorInfo>() {
         return Some(info.clone());
+    }
+    if response.extensions().get::<Verbatim>().is_some() {
+        return None;
     }
     let status = response.status();
     let is_html = response
