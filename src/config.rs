@@ -52,6 +52,10 @@ pub struct Config {
     #[arg(long, env = "REALE_LOGIN_IP_LIMIT", default_value_t = 100)]
     pub login_ip_limit: u32,
 
+    /// Messages one user may send in 10 seconds (beyond that: "slow down", draft kept).
+    #[arg(long, env = "REALE_SEND_LIMIT", default_value_t = 30)]
+    pub send_limit: u32,
+
     /// Registrations allowed per client address in an hour.
     #[arg(long, env = "REALE_REGISTER_LIMIT", default_value_t = 20)]
     pub register_limit: u32,

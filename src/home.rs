@@ -1,17 +1,23 @@
-//! The signed-in home: the app shell with the sidebar and an empty main pane.
+//! The signed-in home: the sidebar of conversations and an empty main pane.
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::extract::State;
 
 use crate::accounts::CurrentUser;
+use crate::conversations::{store, views};
+use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::layout::Page;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
 pub struct HomePage {
     page: Page,
+    sidebar: Vec<views::SidebarItem>,
 }
 
-pub async fn show(user: CurrentUser) -> HomePage {
-    HomePage { page: Page::new("Home", Some(&user)) }
+pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<HomePage> {
+    let sidebar = views::sidebar_items(store::sidebar(&state.store, user.id).await?, None);
+    Ok(HomePage { page: Page::new("Home", Some(&user)), sidebar })
 }

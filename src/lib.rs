@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod conversations;
 pub mod error;
 pub mod home;
 pub mod state;
@@ -54,6 +55,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let sessions = accounts::session::SessionBackend::open(&store, redis.as_ref()).await?;
     Ok(AppState {
+        writer: conversations::writer::MessageWriter::spawn(store.clone()),
         store,
         config: Arc::new(config),
         limiter: Arc::default(),
@@ -68,6 +70,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(home::show))
         .merge(accounts::routes())
+        .merge(conversations::routes())
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::accounts::session::SessionBackend;
 use crate::config::Config;
+use crate::conversations::writer::MessageWriter;
 use crate::store::Store;
 use crate::web::ratelimit::RateLimiter;
 
@@ -14,4 +15,5 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub sessions: SessionBackend,
     pub redis: Option<fred::clients::Pool>,
+    pub writer: MessageWriter,
 }

@@ -9,6 +9,7 @@ use axum::response::Redirect;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::layout::Page;
+use crate::web::time::format_time;
 
 use super::{CurrentUser, store};
 
@@ -96,14 +97,6 @@ pub fn describe_user_agent(ua: &str) -> String {
     }
 }
 
-/// `2026-11-24 19:05 UTC`.
-pub fn format_time(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(ms / 1000) {
-        Ok(t) => format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute()),
-        Err(_) => "unknown".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +110,5 @@ mod tests {
         let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
         assert_eq!(describe_user_agent(safari), "Safari on iOS");
         assert_eq!(describe_user_agent(""), "Unknown device");
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
     }
 }

@@ -10,5 +10,6 @@ pub mod ops;
 pub mod ratelimit;
 pub mod request;
 pub mod shell;
+pub mod time;
 
 pub use form::Form;

@@ -3,5 +3,8 @@
 mod support;
 
 mod accounts;
+mod conversations;
+mod browser;
 mod operations;
+mod search;
 mod security;

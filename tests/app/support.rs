@@ -274,6 +274,10 @@ impl Client {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Flags for flow tests: they send faster than a person, so the per-user send limit
+/// is lifted (its own test uses the default).
+pub const FLOW_ARGS: &[&str] = &["--send-limit", "100000"];
+
 /// Runs each listed `async fn(TestApp)` as two tests, one on SQLite and one on Postgres.
 #[macro_export]
 macro_rules! on_both_backends {
@@ -282,7 +286,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Sqlite).await {
+                    if let Some(app) = $crate::support::TestApp::spawn_with($crate::support::Backend::Sqlite, $crate::support::FLOW_ARGS).await {
                         super::$name(app).await;
                     }
                 }
@@ -292,7 +296,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Postgres).await {
+                    if let Some(app) = $crate::support::TestApp::spawn_with($crate::support::Backend::Postgres, $crate::support::FLOW_ARGS).await {
                         super::$name(app).await;
                     }
                 }

