@@ -125,7 +125,7 @@ async fn render() {
         bench.post(&alice, &format!("/c/{conversation}/messages"), &format!("body={}&client_id=m{n}", urlencode(&body))).await;
     }
     let path = format!("/c/{conversation}");
-    let fetch = |router: axum::Router| {
+    let fetch = move |router: axum::Router| {
         let alice = alice.clone();
         let path = path.clone();
         async move {
@@ -238,6 +238,65 @@ async fn main() {
     }
 }
 
-async fn search(_postgres: bool) {
-    eprintln!("search benchmark: see below");
+/// A made-up vocabulary of 8,000 three-syllable words, so every word is a real token.
+fn word(n: usize) -> String {
+    const SYLLABLES: [&str; 20] = ["ka", "lo", "mi", "ren", "tus", "ba", "zo", "qui", "fen", "dar", "pe", "sol", "vin", "ga", "ru", "nel", "tor", "shi", "mau", "ex"];
+    format!("{}{}{}", SYLLABLES[n % 20], SYLLABLES[(n / 20) % 20], SYLLABLES[(n / 400) % 20])
+}
+
+async fn search(postgres: bool) {
+    use reale::conversations::search::{SearchQuery, search};
+    let bench = start(postgres).await;
+    let alice = bench.register("alice").await;
+    let mut conversations = Vec::new();
+    for n in 0..100 {
+        bench.register(&format!("user{n}")).await;
+        let location = bench.post(&alice, &format!("/u/user{n}/message"), "").await;
+        conversations.push(location.trim_start_matches("/c/").parse::<i64>().expect("conversation id"));
+    }
+    let total = 1_000_000usize;
+    let batch = 1_000usize;
+    let started = Instant::now();
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    for chunk in 0..total / batch {
+        let rows: Vec<(i64, String)> = (0..batch)
+            .map(|_| {
+                let body = (0..10).map(|_| word(next() % 8000)).collect::<Vec<_>>().join(" ");
+                (conversations[next() % conversations.len()], body)
+            })
+            .collect();
+        reale::with_db!(bench.state.store, pool => {
+            let mut builder = sqlx::QueryBuilder::new("INSERT INTO messages (conversation_id, author_id, kind, body, html, created_at) ");
+            builder.push_values(rows.iter(), |mut b, (conversation, body)| {
+                b.push_bind(*conversation).push_bind(1i64).push_bind("text").push_bind(body.as_str()).push_bind("").push_bind(chunk as i64);
+            });
+            builder.build().execute(pool).await.map(|_| ())
+        })
+        .expect("insert batch");
+    }
+    if let reale::store::Db::Postgres(pool) = &bench.state.store.db {
+        sqlx::query("ANALYZE messages").execute(pool).await.expect("analyze");
+    }
+    println!("search: loaded {total} messages in {:.1} s", started.elapsed().as_secs_f64());
+    for (label, words_per_query) in [("one word", 1usize), ("two words", 2)] {
+        let mut latencies = Vec::new();
+        let mut hits = 0usize;
+        let started = Instant::now();
+        for _ in 0..300 {
+            let query = SearchQuery { words: (0..words_per_query).map(|_| word(next() % 8000)).collect(), ..SearchQuery::default() };
+            let t = Instant::now();
+            hits += search(&bench.state.store, bench.user_id(), &query).await.expect("search").len();
+            latencies.push(t.elapsed());
+        }
+        let backend = if postgres { "postgres" } else { "sqlite" };
+        println!("  ({} hits returned in all)", hits);
+        Stats { count: latencies.len(), elapsed: started.elapsed(), latencies }.report(&format!("search 1 M messages on {backend}, {label}"));
+    }
+    bench.stop().await;
 }

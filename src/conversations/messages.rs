@@ -83,31 +83,23 @@ pub async fn send(
         Some(reply_id) => reply_view(&state, id, reply_id).await?,
         None => None,
     };
-    let body = match parse_body(&input.body) {
-        Ok(body) => body,
-        Err(message) => {
-            let compose = Compose {
-                conversation_id: id,
-                client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
-                body: input.body,
-                error: Some(message),
-                reply,
-                oob: false,
-            };
-            return compose_failed(&state, &user, &access, htmx, compose).await;
-        }
-    };
-    if let Err(retry_after_secs) = state.limiter.hit(&format!("send:{}", user.id), state.config.send_limit, Duration::from_secs(10)) {
+    let refused = parse_body(&input.body).err().or_else(|| {
+        let limit = state.limiter.hit(&format!("send:{}", user.id), state.config.send_limit, Duration::from_secs(10));
+        limit.err().map(|retry_after_secs| AppError::TooManyRequests { retry_after_secs }.to_message())
+    });
+    if let Some(error) = refused {
+        // The same client id goes back, so sending the corrected draft stays idempotent.
         let compose = Compose {
             conversation_id: id,
             client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
             body: input.body,
-            error: Some(AppError::TooManyRequests { retry_after_secs }.to_message()),
+            error: Some(error),
             reply,
             oob: false,
         };
         return compose_failed(&state, &user, &access, htmx, compose).await;
     }
+    let body = parse_body(&input.body).map_err(AppError::Unprocessable)?;
     let (html, mentions) = render_body(&state.store, &body).await?;
     let new = NewMessage {
         conversation_id: id,

@@ -10,7 +10,7 @@ pub mod model;
 mod pages;
 mod people;
 pub mod reactions;
-mod search;
+pub mod search;
 pub mod store;
 pub mod views;
 pub mod writer;

@@ -30,8 +30,8 @@ use crate::support::{Backend, PASSWORD, TestApp, in_ci};
 const AXE: &str = include_str!("../support/axe-4.14.1.min.js");
 
 /// How long a navigation or an element may take to appear.
-const WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// The whole flow, so a hung browser fails the test instead of hanging it.
 const FLOW_LIMIT: Duration = Duration::from_secs(90);
 
@@ -169,24 +169,24 @@ async fn run_flow(base: &str, a: &Browser, b: &Browser) {
 /// Problems found on the way (CSP violations, accessibility), reported all at once at
 /// the end so one run shows every one of them.
 #[derive(Default)]
-struct Findings(Vec<String>);
+pub(crate) struct Findings(pub(crate) Vec<String>);
 
 impl Findings {
-    fn add(&mut self, finding: String) {
+    pub(crate) fn add(&mut self, finding: String) {
         eprintln!("FINDING: {finding}");
         self.0.push(finding);
     }
 
-    fn assert_none(&self) {
+    pub(crate) fn assert_none(&self) {
         assert!(self.0.is_empty(), "{} problem(s) found in the browser:\n\n{}", self.0.len(), self.0.join("\n\n"));
     }
 }
 
-fn binary(env: &str, default: &str) -> PathBuf {
+pub(crate) fn binary(env: &str, default: &str) -> PathBuf {
     std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
 }
 
-fn skip(why: &str) {
+pub(crate) fn skip(why: &str) {
     if in_ci() {
         panic!("the browser tests need Chromium and chromedriver under CI=true: {why}");
     }
@@ -217,14 +217,14 @@ async fn http_json(method: Method, url: &str, body: Option<Value>) -> Result<Val
 
 /// chromedriver as a child process on a free port; killed (and the browser profiles
 /// removed) on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     profiles: Vec<PathBuf>,
 }
 
 impl Driver {
-    async fn start(chromedriver: &Path) -> Result<Driver, String> {
+    pub(crate) async fn start(chromedriver: &Path) -> Result<Driver, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
@@ -249,7 +249,7 @@ impl Driver {
     }
 
     /// A new WebDriver session: its own Chromium with a fresh profile.
-    async fn browser(&mut self, name: &'static str, chromium: &Path, javascript: bool) -> Result<Browser, String> {
+    pub(crate) async fn browser(&mut self, name: &'static str, chromium: &Path, javascript: bool) -> Result<Browser, String> {
         let profile = std::env::temp_dir().join(format!(
             "reale_chromium_{}_{name}_{:08x}",
             std::process::id(),
@@ -306,10 +306,10 @@ impl Drop for Driver {
 }
 
 /// One browser window, with the helpers a test needs to use it like a person.
-struct Browser {
-    name: &'static str,
-    client: Client,
-    javascript: bool,
+pub(crate) struct Browser {
+    pub(crate) name: &'static str,
+    pub(crate) client: Client,
+    pub(crate) javascript: bool,
     driver: String,
     session: String,
     /// Chromium's process, killed if the session cannot be closed politely.
@@ -317,7 +317,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Err(error) = self.client.clone().close().await {
             eprintln!("browser {}: closing the session failed ({error}); killing Chromium", self.name);
             if let Some(pid) = self.pid {
@@ -326,12 +326,12 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("browser {}: opening {url}: {e}", self.name));
     }
 
     /// Polls `attempt` until it succeeds or `WAIT` passes; then panics with its last error.
-    async fn eventually<T, F, Fut>(&self, what: &str, mut attempt: F) -> T
+    pub(crate) async fn eventually<T, F, Fut>(&self, what: &str, mut attempt: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, String>>,
@@ -351,7 +351,7 @@ impl Browser {
 
     /// Waits until the address bar shows `path` and that page has loaded. With htmx,
     /// a form posts in the background and the server's `HX-Redirect` navigates later.
-    async fn wait_for_path(&self, path: &str, after: &str) {
+    pub(crate) async fn wait_for_path(&self, path: &str, after: &str) {
         let client = &self.client;
         self.eventually(&format!("expected to arrive at {path} after {after}"), || async move {
             let url = client.current_url().await.map_err(|e| e.to_string())?;
@@ -368,7 +368,7 @@ impl Browser {
     }
 
     /// The one element that `xpath` finds (none or several is an error).
-    async fn the_one(&self, xpath: &str, what: &str) -> Element {
+    pub(crate) async fn the_one(&self, xpath: &str, what: &str) -> Element {
         let client = &self.client;
         self.eventually(&format!("looking for {what}"), || async move {
             let mut found = client.find_all(Locator::XPath(xpath)).await.map_err(|e| e.to_string())?;
@@ -381,7 +381,7 @@ impl Browser {
     }
 
     /// The form field whose `<label>` reads `label`.
-    async fn field(&self, label: &str) -> Element {
+    pub(crate) async fn field(&self, label: &str) -> Element {
         let xpath = format!("//label[normalize-space(.)={}]", xpath_literal(label));
         let label_element = self.the_one(&xpath, &format!("the label {label:?}")).await;
         let id = label_element
@@ -395,14 +395,14 @@ impl Browser {
         field
     }
 
-    async fn fill(&self, label: &str, value: &str) {
+    pub(crate) async fn fill(&self, label: &str, value: &str) {
         let field = self.field(label).await;
         field.clear().await.expect("clear field");
         field.send_keys(value).await.unwrap_or_else(|e| panic!("browser {}: typing into {label:?}: {e}", self.name));
     }
 
     /// The button whose accessible name is `name` (its aria-label, else its text).
-    async fn button(&self, name: &str) -> Element {
+    pub(crate) async fn button(&self, name: &str) -> Element {
         let name = xpath_literal(name);
         let xpath = format!(
             "//button[(@aria-label and normalize-space(@aria-label)={name}) or (not(@aria-label) and normalize-space(.)={name})]"
@@ -418,12 +418,12 @@ impl Browser {
         self.the_one(&xpath, &format!("the button labelled {prefix}…")).await
     }
 
-    async fn link(&self, name: &str) -> Element {
+    pub(crate) async fn link(&self, name: &str) -> Element {
         let xpath = format!("//a[normalize-space(.)={}]", xpath_literal(name));
         self.the_one(&xpath, &format!("the link {name:?}")).await
     }
 
-    async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("browser {}: no {css}: {e}", self.name));
         element.text().await.expect("element text")
     }
@@ -460,7 +460,7 @@ impl Browser {
     /// After a page has loaded: JavaScript is on or off as asked, the browser logged
     /// no Content-Security-Policy violation, and (with JavaScript) axe finds no WCAG
     /// 2 A/AA violation.
-    async fn check_page(&self, page: &str, findings: &mut Findings) {
+    pub(crate) async fn check_page(&self, page: &str, findings: &mut Findings) {
         let htmx = self.client.execute("return typeof window.htmx", vec![]).await.expect("typeof htmx");
         let expected = if self.javascript { "object" } else { "undefined" };
         assert_eq!(htmx, json!(expected), "browser {}: on the {page} page htmx is {htmx}", self.name);
@@ -505,7 +505,7 @@ impl Browser {
 
     /// Chromium's console since the last call (chromedriver's `se/log` endpoint, which
     /// fantoccini has no command for).
-    async fn log(&self) -> Vec<Value> {
+    pub(crate) async fn log(&self) -> Vec<Value> {
         let url = format!("{}/session/{}/se/log", self.driver, self.session);
         let value = http_json(Method::POST, &url, Some(json!({ "type": "browser" })))
             .await
@@ -513,7 +513,7 @@ impl Browser {
         value["value"].as_array().cloned().unwrap_or_default()
     }
 
-    async fn run_axe(&self, page: &str, findings: &mut Findings) {
+    pub(crate) async fn run_axe(&self, page: &str, findings: &mut Findings) {
         // WebDriver scripts are not subject to the page's CSP.
         self.client.execute(AXE, vec![]).await.expect("inject axe-core");
         let script = r#"
@@ -582,7 +582,7 @@ impl Browser {
 }
 
 /// `s` as an XPath 1.0 string literal (which has no escapes).
-fn xpath_literal(s: &str) -> String {
+pub(crate) fn xpath_literal(s: &str) -> String {
     if !s.contains('\'') {
         format!("'{s}'")
     } else if !s.contains('"') {

@@ -495,3 +495,17 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
     let receipt = alice.get(&format!("/c/{group}")).await;
     assert!(receipt.body.contains("Seen by bob, carol") || receipt.body.contains("Seen by carol, bob"));
 }
+
+#[tokio::test]
+async fn sending_too_fast_is_slowed_down_with_the_draft_kept() {
+    let app = TestApp::spawn(crate::support::Backend::Sqlite).await.expect("sqlite");
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let saved = open_dm(&mut alice, "alice").await;
+    for n in 0..30 {
+        send(&mut alice, saved, &format!("quick {n}")).await;
+    }
+    let slowed = alice.post(&format!("/c/{saved}/messages"), &[("body", "one too many"), ("client_id", "late")]).await;
+    assert_eq!(slowed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(slowed.body.contains("Too many attempts") && slowed.body.contains("one too many"));
+}

@@ -5,6 +5,7 @@ mod support;
 mod accounts;
 mod conversations;
 mod browser;
+mod browser_chat;
 mod operations;
 mod search;
 mod security;
