@@ -16,6 +16,7 @@ on_both_backends!(
     bad_sends_keep_the_draft_and_duplicates_make_one_message,
     history_pages_are_exact_while_messages_arrive,
     unread_counts_mentions_and_receipts,
+    the_open_conversation_and_its_first_unread,
 );
 
 /// The conversation id a `/c/{id}` redirect points at.
@@ -494,6 +495,32 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
     carol.get(&format!("/c/{group}")).await;
     let receipt = alice.get(&format!("/c/{group}")).await;
     assert!(receipt.body.contains("Seen by bob, carol") || receipt.body.contains("Seen by carol, bob"));
+}
+
+async fn the_open_conversation_and_its_first_unread(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let mut ids = Vec::new();
+    for n in 0..55 {
+        ids.push(send(&mut alice, dm, &format!("number {n}")).await);
+    }
+    let page = bob.get(&format!("/c/{dm}")).await;
+    assert!(page.body.contains(&format!(r#"href="/c/{dm}/m/{}">Jump to first unread"#, ids[0])), "first unread is off the page");
+    assert!(!page.body.contains(" unread\""), "the open conversation has no badge in its own sidebar");
+
+    let new = send(&mut alice, dm, "hey @bob").await;
+    send(&mut alice, dm, "and more").await;
+    let older = bob.get(&format!("/c/{dm}?before={}", ids[30])).await;
+    assert!(older.body.contains(r#"aria-label="1 mentions of you""#), "an older page marks nothing read");
+    assert!(!older.body.contains("Jump to first unread"));
+    let page = bob.get(&format!("/c/{dm}")).await;
+    let divider = page.body.find(r#"id="unread""#).expect("divider");
+    assert!(page.body[divider..].find(&format!(r#"id="message-{new}""#)).is_some_and(|at| at < 300), "divider at the first unread");
+    assert!(!page.body.contains("mentions of you"), "opening marks read");
+    assert!(!bob.get(&format!("/c/{dm}")).await.body.contains(r#"id="unread""#), "read now");
 }
 
 #[tokio::test]
