@@ -17,6 +17,7 @@ on_both_backends!(
     hostile_queries_never_break_the_page,
     from_and_in_filters_edits_deletions_system_lines_and_html,
     search_finds_words_in_100k_messages,
+    words_mostly_in_other_conversations_find_only_the_searchers,
 );
 
 async fn signed_up(app: &TestApp, username: &str) -> Client {
@@ -398,4 +399,58 @@ fn snippet(body: &str, message: i64) -> &str {
 
 fn hits_author_is(body: &str, message: i64, author: &str) -> bool {
     hit_html(body, message).contains(&format!(r#"<span class="author">{author}</span>"#))
+}
+
+/// Postgres picks a plan by how many messages a word matches (a few thousand is the
+/// switch), before membership and filters narrow them. Words on either side of it,
+/// matching mostly where the searcher is not a member, must find exactly the newest
+/// live matches that are theirs.
+async fn words_mostly_in_other_conversations_find_only_the_searchers(app: TestApp) {
+    let mut alice = signed_up(&app, "alice").await;
+    signed_up(&app, "bob").await;
+    let mut carol = signed_up(&app, "carol").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let elsewhere = open_dm(&mut carol, "bob").await;
+    let (alice_id, bob_id) = (user_id(&app, "alice").await, user_id(&app, "bob").await);
+    // Alice's 80 messages come first (oldest), then the other conversation's: 12,000
+    // with "quokka" and 3,000 with "wombat". Alice has 80 of each word; every tenth
+    // of hers is deleted.
+    let insert = "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1)
+        INSERT INTO messages (conversation_id, author_id, kind, body, html, created_at, deleted_at)
+        SELECT CASE WHEN n <= 80 THEN $2 ELSE $3 END, CASE WHEN n % 2 = 0 THEN $4 ELSE $5 END, 'text',
+               CASE WHEN n <= 80 THEN 'quokka wombat ' || n WHEN n <= 3080 THEN 'quokka wombat ' || n ELSE 'quokka ' || n END,
+               '', n, CASE WHEN n <= 80 AND n % 10 = 0 THEN n ELSE NULL END
+        FROM seq";
+    reale::with_db!(app.state.store, pool => {
+        sqlx::query(insert).bind(12_080i64).bind(dm).bind(elsewhere).bind(alice_id).bind(bob_id).execute(pool).await.map(|_| ())
+    })
+    .expect("bulk insert");
+    if let reale::store::Db::Postgres(pool) = &app.state.store.db {
+        sqlx::query("ANALYZE messages").execute(pool).await.expect("analyze");
+    }
+    let alices = |author: Option<i64>| -> Vec<(i64, i64)> {
+        let mut ids: Vec<i64> = Vec::new();
+        for n in (1..=80i64).rev() {
+            let by = if n % 2 == 0 { alice_id } else { bob_id };
+            if n % 10 != 0 && author.is_none_or(|a| a == by) {
+                ids.push(n);
+            }
+        }
+        ids.into_iter().take(50).map(|n| (dm, n)).collect()
+    };
+    let first_id: i64 = reale::with_db!(app.state.store, pool => {
+        sqlx::query_scalar("SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND body LIKE 'quokka%'").bind(dm).fetch_one(pool).await
+    })
+    .expect("first id");
+    let shift = |expected: Vec<(i64, i64)>| -> Vec<(i64, i64)> { expected.into_iter().map(|(c, n)| (c, first_id + n - 1)).collect() };
+
+    for word in ["quokka", "wombat"] {
+        assert_eq!(hits(&search(&mut alice, &[("q", word)]).await.body), shift(alices(None)), "{word}");
+        assert_eq!(hits(&search(&mut alice, &[("q", &format!("{word} from:bob"))]).await.body), shift(alices(Some(bob_id))), "{word} from:bob");
+        assert_eq!(hits(&search(&mut alice, &[("q", &format!("{word} in:{dm}"))]).await.body), shift(alices(None)), "{word} in:dm");
+        assert!(hits(&search(&mut alice, &[("q", &format!("{word} in:{elsewhere}"))]).await.body).is_empty(), "{word} elsewhere");
+        let carols = hits(&search(&mut carol, &[("q", word)]).await.body);
+        assert_eq!(carols.len(), 50, "{word} for carol");
+        assert!(carols.iter().all(|(c, _)| *c == elsewhere) && carols.windows(2).all(|p| p[0].1 > p[1].1));
+    }
 }
