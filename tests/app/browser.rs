@@ -50,6 +50,20 @@ async fn accounts_flow_in_chromium_without_javascript() {
 }
 
 async fn accounts_flow(javascript: bool) {
+    with_two_browsers("accounts", javascript, &[], ["A", "B"], run_flow).await;
+}
+
+/// Runs `flow` against a fresh app (started with `args`) in two browsers, with
+/// JavaScript on or off. Browsers and chromedriver are cleaned up whatever happens,
+/// and only then is a failure reported; a missing Chromium skips (fails under CI).
+pub(crate) async fn with_two_browsers(
+    what: &str,
+    javascript: bool,
+    args: &[&str],
+    names: [&'static str; 2],
+    flow: impl AsyncFnOnce(&str, &Browser, &Browser),
+) {
+
     let started = Instant::now();
     let mode = if javascript { "with JavaScript" } else { "without JavaScript" };
     let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
@@ -63,14 +77,14 @@ async fn accounts_flow(javascript: bool) {
         Ok(driver) => driver,
         Err(why) => return skip(&why),
     };
-    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, args).await else { return };
     let base = format!("http://{}", app.serve().await);
 
-    let a = match driver.browser("A", &chromium, javascript).await {
+    let a = match driver.browser(names[0], &chromium, javascript).await {
         Ok(a) => a,
         Err(why) => return skip(&why),
     };
-    let b = match driver.browser("B", &chromium, javascript).await {
+    let b = match driver.browser(names[1], &chromium, javascript).await {
         Ok(b) => b,
         Err(why) => {
             a.close().await;
@@ -78,15 +92,15 @@ async fn accounts_flow(javascript: bool) {
         }
     };
 
-    let flow = tokio::time::timeout(FLOW_LIMIT, run_flow(&base, &a, &b));
+    let flow = tokio::time::timeout(FLOW_LIMIT, flow(&base, &a, &b));
     let outcome = AssertUnwindSafe(flow).catch_unwind().await;
     // Clean up whatever happened; only then report the failure.
     a.close().await;
     b.close().await;
     drop(driver);
     match outcome {
-        Ok(Ok(())) => println!("browser accounts flow {mode}: passed in {:.1} s", started.elapsed().as_secs_f64()),
-        Ok(Err(_)) => panic!("browser accounts flow {mode} did not finish within {FLOW_LIMIT:?}"),
+        Ok(Ok(())) => println!("browser {what} flow {mode}: passed in {:.1} s", started.elapsed().as_secs_f64()),
+        Ok(Err(_)) => panic!("browser {what} flow {mode} did not finish within {FLOW_LIMIT:?}"),
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }

@@ -4,19 +4,16 @@
 //! Run once with JavaScript (htmx swaps fragments in place) and once without (plain
 //! forms that post and redirect). Uses the WebDriver plumbing of `browser.rs`.
 
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use futures_util::FutureExt;
 use serde_json::json;
 
-use crate::browser::{Browser, Driver, Findings, binary, skip};
-use crate::support::{Backend, FLOW_ARGS, PASSWORD, TestApp};
+use crate::browser::{Browser, Findings, with_two_browsers};
+use crate::support::{FLOW_ARGS, PASSWORD};
 
 /// The whole flow, so a hung browser fails the test instead of hanging it.
-const FLOW_LIMIT: Duration = Duration::from_secs(90);
 /// With htmx, a sent message must show this fast, without a page load.
 const INLINE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -62,45 +59,7 @@ async fn chat_flow_in_chromium_without_javascript() {
 }
 
 async fn chat_flow(javascript: bool) {
-    let started = Instant::now();
-    let mode = if javascript { "with JavaScript" } else { "without JavaScript" };
-    let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = binary("REALE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
-    for path in [&chromium, &chromedriver] {
-        if !path.is_file() {
-            return skip(&format!("{} not found", path.display()));
-        }
-    }
-    let mut driver = match Driver::start(&chromedriver).await {
-        Ok(driver) => driver,
-        Err(why) => return skip(&why),
-    };
-    let Some(app) = TestApp::spawn_with(Backend::Sqlite, FLOW_ARGS).await else { return };
-    let base = format!("http://{}", app.serve().await);
-
-    let alice = match driver.browser("alice", &chromium, javascript).await {
-        Ok(a) => a,
-        Err(why) => return skip(&why),
-    };
-    let bob = match driver.browser("bob", &chromium, javascript).await {
-        Ok(b) => b,
-        Err(why) => {
-            alice.close().await;
-            return skip(&why);
-        }
-    };
-
-    let flow = tokio::time::timeout(FLOW_LIMIT, run_flow(&base, &alice, &bob));
-    let outcome = AssertUnwindSafe(flow).catch_unwind().await;
-    // Clean up whatever happened; only then report the failure.
-    alice.close().await;
-    bob.close().await;
-    drop(driver);
-    match outcome {
-        Ok(Ok(())) => println!("browser chat flow {mode}: passed in {:.1} s", started.elapsed().as_secs_f64()),
-        Ok(Err(_)) => panic!("browser chat flow {mode} did not finish within {FLOW_LIMIT:?}"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    with_two_browsers("chat", javascript, FLOW_ARGS, ["alice", "bob"], run_flow).await;
 }
 
 async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
