@@ -158,7 +158,7 @@ pub async fn reply_view(state: &AppState, conversation_id: i64, message_id: i64)
     };
     Ok(Some(ReplyView {
         id: row.id,
-        author_name: if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() },
+        author_name: views::name_of(&row),
         excerpt: super::markdown::excerpt(&row.body, 120),
         deleted: row.deleted_at.is_some(),
     }))

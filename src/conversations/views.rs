@@ -56,7 +56,7 @@ pub struct MessageFragment<'a> {
     pub m: &'a MessageView,
 }
 
-fn name_of(row: &MessageRow) -> String {
+pub fn name_of(row: &MessageRow) -> String {
     if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() }
 }
 
