@@ -87,6 +87,18 @@ impl Bench {
         response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("").to_string()
     }
 
+    /// Registers alice (user 1) and 100 others, and opens a DM between her and each.
+    async fn alice_with_100_dms(&self) -> Vec<i64> {
+        let alice = self.register("alice").await;
+        let mut conversations = Vec::new();
+        for n in 0..100 {
+            self.register(&format!("user{n}")).await;
+            let location = self.post(&alice, &format!("/u/user{n}/message"), "").await;
+            conversations.push(location.trim_start_matches("/c/").parse::<i64>().expect("conversation id"));
+        }
+        conversations
+    }
+
     fn user_id(&self) -> i64 {
         1
     }
@@ -178,13 +190,7 @@ fn urlencode(text: &str) -> String {
 
 async fn send(postgres: bool) {
     let bench = start(postgres).await;
-    let alice = bench.register("alice").await;
-    let mut conversations = Vec::new();
-    for n in 0..100 {
-        bench.register(&format!("user{n}")).await;
-        let location = bench.post(&alice, &format!("/u/user{n}/message"), "").await;
-        conversations.push(location.trim_start_matches("/c/").parse::<i64>().expect("conversation id"));
-    }
+    let conversations = bench.alice_with_100_dms().await;
     let author = bench.user_id();
     for senders in [1usize, 16, 64, 256] {
         let started = Instant::now();
@@ -247,13 +253,7 @@ fn word(n: usize) -> String {
 async fn search(postgres: bool) {
     use reale::conversations::search::{SearchQuery, search};
     let bench = start(postgres).await;
-    let alice = bench.register("alice").await;
-    let mut conversations = Vec::new();
-    for n in 0..100 {
-        bench.register(&format!("user{n}")).await;
-        let location = bench.post(&alice, &format!("/u/user{n}/message"), "").await;
-        conversations.push(location.trim_start_matches("/c/").parse::<i64>().expect("conversation id"));
-    }
+    let conversations = bench.alice_with_100_dms().await;
     let total = 1_000_000usize;
     let batch = 1_000usize;
     let started = Instant::now();
