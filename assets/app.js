@@ -34,3 +34,158 @@ document.addEventListener("htmx:afterSettle", (event) => {
     if (target.lastElementChild) target.lastElementChild.scrollIntoView({ block: "end" });
   }
 });
+
+// ---- Realtime -------------------------------------------------------------------
+// The server sends HTML; these few rules place it. Every rule is idempotent (insert
+// or replace by id), so an event delivered twice changes nothing.
+//   <div data-into="SELECTOR" [data-at="top"]>…</div>  insert-or-replace each child by id,
+//                                  in id order (or at the top) in the container
+//   <div data-replace>…</div>      replace each child's namesake, if shown
+//   <div data-each="SELECTOR">X</div>  replace every match with a copy of X
+//   <div data-top="ID"></div>      move an element to the top of its list
+//   <div data-remove="ID"></div>   remove an element
+// Responses to our own forms use the same rules (hx-swap="live"): children with an id
+// go into the target.
+
+function idNumber(element) {
+  const match = /(\d+)$/.exec(element.id || "");
+  return match ? Number(match[1]) : NaN;
+}
+
+function upsert(container, element, top, added) {
+  const existing = element.id && document.getElementById(element.id);
+  if (existing) {
+    existing.replaceWith(element);
+  } else if (top) {
+    container.prepend(element);
+  } else {
+    // Keep ids ascending: a replayed older message goes before newer ones.
+    const number = idNumber(element);
+    let before = null;
+    for (let child = container.lastElementChild; child; child = child.previousElementSibling) {
+      const n = idNumber(child);
+      if (!Number.isNaN(n) && child.classList.contains("message") && n > number) before = child;
+      else if (!Number.isNaN(n) && child.classList.contains("message")) break;
+    }
+    container.insertBefore(element, before);
+  }
+  added.push(element);
+}
+
+function applyLive(target, fragment) {
+  const added = [];
+  for (const op of Array.from(fragment.children)) {
+    const data = op.dataset;
+    if (data.into !== undefined) {
+      const container = document.querySelector(data.into);
+      if (container) for (const child of Array.from(op.children)) upsert(container, child, data.at === "top", added);
+    } else if (data.replace !== undefined) {
+      for (const child of Array.from(op.children)) {
+        const existing = child.id && document.getElementById(child.id);
+        if (existing) { existing.replaceWith(child); added.push(child); }
+      }
+    } else if (data.each !== undefined) {
+      const model = op.firstElementChild;
+      if (model) for (const existing of document.querySelectorAll(data.each)) {
+        const copy = model.cloneNode(true);
+        existing.replaceWith(copy);
+        added.push(copy);
+      }
+    } else if (data.top !== undefined) {
+      const item = document.getElementById(data.top);
+      if (item && item.parentElement && item.parentElement.firstElementChild !== item) item.parentElement.prepend(item);
+    } else if (data.remove !== undefined) {
+      const item = document.getElementById(data.remove);
+      if (item) item.remove();
+    } else if (op.id && target) {
+      upsert(target, op, false, added);
+    }
+  }
+  return added;
+}
+
+htmx.defineExtension("live", {
+  handleSwap(style, target, fragment) {
+    if (style !== "live") return false;
+    const before = openMessages() && openMessages().lastElementChild;
+    const added = applyLive(target === document.getElementById("live") ? null : target, fragment);
+    afterLive(added, before);
+    return added;
+  },
+});
+
+function openMessages() {
+  return document.querySelector("#messages[data-conversation-id]");
+}
+
+function nearBottom() {
+  const slack = 150;
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - slack;
+}
+
+// New messages in the open conversation: follow them if the reader was at the
+// bottom, and tell the server they were seen while the page is visible.
+function afterLive(added, lastBefore) {
+  const list = openMessages();
+  if (!list) return;
+  const arrived = added.filter((el) => el.parentElement === list && el.classList.contains("message"));
+  if (arrived.length === 0) return;
+  const last = list.lastElementChild;
+  if (last && last !== lastBefore && nearBottom()) last.scrollIntoView({ block: "end" });
+  scheduleRead();
+}
+
+let readTimer = null;
+function scheduleRead() {
+  if (readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    if (document.visibilityState !== "visible") return;
+    const list = openMessages();
+    if (!list) return;
+    let newest = 0;
+    for (const el of list.querySelectorAll(":scope > .message")) newest = Math.max(newest, idNumber(el) || 0);
+    if (newest <= Number(list.dataset.readUpTo || 0)) return;
+    list.dataset.readUpTo = String(newest);
+    const id = list.dataset.conversationId;
+    fetch(`/c/${id}/read`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: `up_to=${newest}`,
+      credentials: "same-origin",
+    }).catch(() => { list.dataset.readUpTo = "0"; });
+  }, 400);
+}
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") scheduleRead(); });
+
+// The cursor: htmx-ext-sse opens a fresh EventSource (without Last-Event-ID) after
+// the stream fails, from the URL in sse-connect, so keep that URL at the newest id.
+document.addEventListener("htmx:sseMessage", (event) => {
+  const id = event.detail && event.detail.lastEventId;
+  const live = document.getElementById("live");
+  if (live && id && /^\d+$/.test(id)) live.setAttribute("sse-connect", `/events?since=${id}`);
+});
+
+// Too far behind (or signed out): reload and start from the page.
+document.addEventListener("htmx:sseBeforeMessage", (event) => {
+  if (event.detail && event.detail.type === "resync") {
+    event.preventDefault();
+    location.reload();
+  }
+});
+
+// Typing: a ping when keys are pressed in the message box, at most every 3 s.
+let lastPing = 0;
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement) || field.id !== "compose-body") return;
+  const list = openMessages();
+  if (!list || field.value.trim() === "") return;
+  const now = Date.now();
+  if (now - lastPing < 3000) return;
+  lastPing = now;
+  fetch(`/c/${list.dataset.conversationId}/typing`, { method: "POST", credentials: "same-origin" }).catch(() => {});
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (event.detail && event.detail.elt && event.detail.elt.id === "compose") lastPing = 0;
+});

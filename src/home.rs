@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 
 use crate::accounts::CurrentUser;
-use crate::conversations::{store, views};
+use crate::conversations::views;
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::web::layout::Page;
@@ -18,6 +18,6 @@ pub struct HomePage {
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<HomePage> {
-    let sidebar = views::sidebar_items(store::sidebar(&state.store, user.id).await?, None);
+    let sidebar = views::sidebar_for(&state, user.id, None).await?;
     Ok(HomePage { page: Page::new("Home", Some(&user)), sidebar })
 }

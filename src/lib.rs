@@ -6,6 +6,7 @@ pub mod config;
 pub mod conversations;
 pub mod error;
 pub mod home;
+pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod web;
@@ -54,7 +55,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         None => None,
     };
     let sessions = accounts::session::SessionBackend::open(&store, redis.as_ref()).await?;
+    let realtime = realtime::Realtime::start(&store, config.redis_url.as_deref()).await?;
     Ok(AppState {
+        realtime,
         writer: conversations::writer::MessageWriter::spawn(store.clone()),
         store,
         config: Arc::new(config),
@@ -71,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(home::show))
         .merge(accounts::routes())
         .merge(conversations::routes())
+        .merge(realtime::routes::routes())
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

@@ -16,4 +16,5 @@ pub struct AppState {
     pub sessions: SessionBackend,
     pub redis: Option<fred::clients::Pool>,
     pub writer: MessageWriter,
+    pub realtime: std::sync::Arc<crate::realtime::Realtime>,
 }

@@ -139,13 +139,13 @@ pub async fn delete_device(store: &Store, user_id: i64, device_id: i64) -> Resul
     Ok(result > 0)
 }
 
-pub async fn delete_other_devices(store: &Store, user_id: i64, keep: i64) -> Result<u64, sqlx::Error> {
+/// Signs out all the user's devices but `keep`; the ids signed out.
+pub async fn delete_other_devices(store: &Store, user_id: i64, keep: i64) -> Result<Vec<i64>, sqlx::Error> {
     with_db!(store, pool => {
-        sqlx::query("DELETE FROM devices WHERE user_id = $1 AND id <> $2")
+        sqlx::query_scalar("DELETE FROM devices WHERE user_id = $1 AND id <> $2 RETURNING id")
             .bind(user_id)
             .bind(keep)
-            .execute(pool)
+            .fetch_all(pool)
             .await
-            .map(|r| r.rows_affected())
     })
 }

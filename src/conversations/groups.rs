@@ -42,7 +42,7 @@ pub struct NewGroupPage {
 pub async fn new_group_page(State(state): State<AppState>, user: CurrentUser) -> AppResult<NewGroupPage> {
     Ok(NewGroupPage {
         page: Page::new("New group", Some(&user)),
-        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, None),
+        sidebar: views::sidebar_for(&state, user.id, None).await?,
         name: String::new(),
         members: String::new(),
         error: None,
@@ -78,11 +78,11 @@ pub async fn create_group(State(state): State<AppState>, user: CurrentUser, Form
     };
     let name = match parse_group_name(&input.name) {
         Ok(name) => name,
-        Err(why) => return Ok(failed(why.into(), views::sidebar_items(store::sidebar(&state.store, user.id).await?, None))),
+        Err(why) => return Ok(failed(why.into(), views::sidebar_for(&state, user.id, None).await?)),
     };
     let members = match resolve_usernames(&state, &input.members).await? {
         Ok(members) => members,
-        Err(why) => return Ok(failed(why, views::sidebar_items(store::sidebar(&state.store, user.id).await?, None))),
+        Err(why) => return Ok(failed(why, views::sidebar_for(&state, user.id, None).await?)),
     };
     let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
     let id = store::create_group(&state.store, user.id, &name, &ids).await?;
@@ -134,7 +134,7 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
         .collect();
     Ok(MembersPage {
         page: Page::new(format!("Members of {title}"), Some(user)),
-        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, Some(id)),
+        sidebar: views::sidebar_for(&state, user.id, Some(id)).await?,
         conversation_id: id,
         name: access.conversation.name.clone(),
         title,

@@ -2,6 +2,7 @@
 //! reactions, pins and mentions. New messages are written by `writer` (group commit).
 
 use crate::store::{Store, now_ms};
+use crate::realtime::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
 
 use super::model::PAGE_SIZE;
@@ -130,12 +131,15 @@ pub async fn edit(store: &Store, message_id: i64, body: &str, html: &str, mentio
                 .execute(&mut *tx)
                 .await?;
         }
+        (*tx).append_events(&[NewEvent::new(Kind::MessageChanged, conversation_id).subject(message_id)]).await?;
         tx.commit().await
-    })
+    })?;
+    store.signal_commit();
+    Ok(())
 }
 
 /// Leaves a tombstone: the row stays so replies still point somewhere, the text goes.
-pub async fn delete(store: &Store, message_id: i64) -> Result<(), sqlx::Error> {
+pub async fn delete(store: &Store, conversation_id: i64, message_id: i64) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query("UPDATE messages SET body = '', html = '', deleted_at = $1, pinned_at = NULL WHERE id = $2")
@@ -145,31 +149,39 @@ pub async fn delete(store: &Store, message_id: i64) -> Result<(), sqlx::Error> {
             .await?;
         sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
+        (*tx).append_events(&[NewEvent::new(Kind::MessageChanged, conversation_id).subject(message_id)]).await?;
         tx.commit().await
-    })
+    })?;
+    store.signal_commit();
+    Ok(())
 }
 
-pub async fn set_pinned(store: &Store, message_id: i64, by: Option<i64>) -> Result<(), sqlx::Error> {
+pub async fn set_pinned(store: &Store, conversation_id: i64, message_id: i64, by: Option<i64>) -> Result<(), sqlx::Error> {
     let pinned_at = by.map(|_| now_ms());
     with_db!(store, pool => {
+        let mut tx = pool.begin().await?;
         sqlx::query("UPDATE messages SET pinned_at = $1, pinned_by = $2 WHERE id = $3")
             .bind(pinned_at)
             .bind(by)
             .bind(message_id)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })
+            .execute(&mut *tx)
+            .await?;
+        (*tx).append_events(&[NewEvent::new(Kind::MessageChanged, conversation_id).subject(message_id)]).await?;
+        tx.commit().await
+    })?;
+    store.signal_commit();
+    Ok(())
 }
 
 /// Adds the reaction, or takes it away if the user had already reacted so.
-pub async fn toggle_reaction(store: &Store, message_id: i64, user_id: i64, emoji: &str) -> Result<(), sqlx::Error> {
+pub async fn toggle_reaction(store: &Store, conversation_id: i64, message_id: i64, user_id: i64, emoji: &str) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
+        let mut tx = pool.begin().await?;
         let removed = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
             .bind(message_id)
             .bind(user_id)
             .bind(emoji)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if removed == 0 {
@@ -178,11 +190,14 @@ pub async fn toggle_reaction(store: &Store, message_id: i64, user_id: i64, emoji
                 .bind(user_id)
                 .bind(emoji)
                 .bind(now_ms())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok(())
-    })
+        (*tx).append_events(&[NewEvent::new(Kind::MessageChanged, conversation_id).subject(message_id)]).await?;
+        tx.commit().await
+    })?;
+    store.signal_commit();
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]

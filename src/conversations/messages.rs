@@ -112,6 +112,7 @@ pub async fn send(
         mentions,
     };
     let (message_id, created) = state.writer.write(new).await?;
+    state.realtime.typing_stop(id, user.id).await;
     if !htmx {
         return Ok(Redirect::to(&format!("/c/{id}#message-{message_id}")).into_response());
     }
@@ -243,7 +244,7 @@ pub async fn delete(
     let row = target(&state, &access, message_id).await?;
     ensure(access.can_delete(row.author_id))?;
     if row.deleted_at.is_none() {
-        message_store::delete(&state.store, message_id).await?;
+        message_store::delete(&state.store, id, message_id).await?;
     }
     answer(&state, &access, &headers, message_id, "").await
 }
@@ -267,7 +268,7 @@ pub async fn react(
         return Err(AppError::Unprocessable("That message was deleted.".into()));
     }
     let emoji = parse_emoji(&input.emoji).map_err(|why| AppError::Unprocessable(why.into()))?;
-    message_store::toggle_reaction(&state.store, message_id, user.id, &emoji).await?;
+    message_store::toggle_reaction(&state.store, id, message_id, user.id, &emoji).await?;
     answer(&state, &access, &headers, message_id, "").await
 }
 
@@ -295,10 +296,10 @@ async fn set_pin(state: AppState, user: CurrentUser, headers: HeaderMap, id: i64
     }
     let mut extra = String::new();
     if pin != row.pinned_at.is_some() {
-        message_store::set_pinned(&state.store, message_id, pin.then_some(user.id)).await?;
+        message_store::set_pinned(&state.store, id, message_id, pin.then_some(user.id)).await?;
         if pin {
             let system_id = post_system(&state, id, user.id, &format!("{} pinned a message", user.name())).await?;
-            extra = format!(r#"<div hx-swap-oob="beforeend:#messages">{}</div>"#, render_message(&state, &access, system_id).await?);
+            extra = format!(r#"<div hx-swap-oob="live:#messages">{}</div>"#, render_message(&state, &access, system_id).await?);
         }
     }
     answer(&state, &access, &headers, message_id, &extra).await

@@ -18,7 +18,8 @@ use super::access::require;
 use super::message_store::{self, Window};
 use super::model::{Access, HistoryQuery};
 use super::store::{self, MemberRow};
-use super::views::{self, MessageFragment, MessageView, ReplyView, SidebarItem};
+use super::views::{self, MessageFragment, MessageView, ReplyView, SeenView, SidebarItem};
+use crate::realtime::presence::PresenceView;
 
 pub struct Viewer {
     pub id: i64,
@@ -70,35 +71,16 @@ pub struct ConversationPage {
     newest_id: i64,
     unread_divider: i64,
     jump_to_unread: Option<i64>,
-    seen: String,
+    seen: SeenView,
     compose: Compose,
+    /// The other person in a DM, and whether they are online.
+    dm_presence: Option<PresenceView>,
 }
 
 /// The title the viewer sees for a conversation they are in.
 pub fn conversation_title(access: &Access, members: &[MemberRow]) -> String {
     let other = members.iter().find(|m| m.user_id != access.user_id).map(MemberRow::name);
     views::title(&access.conversation.kind, &access.conversation.name, other)
-}
-
-/// "Seen" under the latest message: in a DM when the other person has read your last
-/// message; in a group, who besides its author has read it (a count beyond 20).
-fn seen_line(access: &Access, members: &[MemberRow], latest: Option<&MessageView>) -> String {
-    let Some(latest) = latest else { return String::new() };
-    if latest.system || latest.id != access.conversation.last_message_id {
-        return String::new();
-    }
-    let readers: Vec<&MemberRow> = members
-        .iter()
-        .filter(|m| m.user_id != access.user_id && m.user_id != latest.author_id && m.last_read_id >= latest.id)
-        .collect();
-    if access.is_dm() {
-        return if latest.author_id == access.user_id && !readers.is_empty() { "Seen".into() } else { String::new() };
-    }
-    match readers.len() {
-        0 => String::new(),
-        n if n > 20 => format!("Seen by {n} people"),
-        _ => format!("Seen by {}", readers.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")),
-    }
 }
 
 pub async fn render_page(
@@ -109,6 +91,9 @@ pub async fn render_page(
     compose: Compose,
 ) -> AppResult<ConversationPage> {
     let id = access.conversation.id;
+    // Read before the page's contents: the stream replays from here, so nothing that
+    // commits while the page renders can fall between the two.
+    let since = crate::realtime::log::newest(&state.store).await?;
     let page = message_store::page(&state.store, id, window).await?;
     let members = store::members(&state.store, id).await?;
     let messages = views::build(&state.store, page.messages, access.is_group()).await?;
@@ -130,16 +115,25 @@ pub async fn render_page(
             store::mark_read(&state.store, id, user.id, last.id).await?;
         }
     }
-    let sidebar = views::sidebar_items(store::sidebar(&state.store, user.id).await?, Some(id));
+    let sidebar = views::sidebar_for(&state, user.id, Some(id)).await?;
     let title = conversation_title(access, &members);
+    let latest = messages.last().filter(|m| m.id == access.conversation.last_message_id).map(|m| (m.id, m.author_id, m.system));
+    let seen = views::seen(id, access.is_dm(), latest, &members);
+    let dm_presence = match members.iter().find(|m| m.user_id != user.id) {
+        Some(other) if access.is_dm() => Some(state.realtime.presence_of(&state.store, other.user_id).await?),
+        _ => None,
+    };
+    let mut page_shell = Page::new(title.clone(), Some(user));
+    page_shell.live_since = Some(since);
     Ok(ConversationPage {
-        page: Page::new(title.clone(), Some(user)),
+        page: page_shell,
+        dm_presence,
         viewer: Viewer { id: user.id, moderator: access.can_manage() },
         sidebar,
         conversation_id: id,
         is_group: access.is_group(),
         member_count: members.len(),
-        seen: seen_line(access, &members, messages.last()),
+        seen,
         has_older: page.has_older,
         has_newer: page.has_newer,
         oldest_id: messages.first().map(|m| m.id).unwrap_or(0),
@@ -275,7 +269,7 @@ pub async fn pins(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     Ok(PinsPage {
         page: Page::new(format!("Pinned in {title}"), Some(&user)),
         viewer: Viewer { id: user.id, moderator: access.can_manage() },
-        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, Some(id)),
+        sidebar: views::sidebar_for(&state, user.id, Some(id)).await?,
         conversation_id: id,
         title,
         messages,

@@ -35,7 +35,7 @@ pub async fn find(State(state): State<AppState>, user: CurrentUser, Query(query)
     let results = if q.is_empty() { Vec::new() } else { store::search_users(&state.store, &q, 50).await? };
     Ok(PeoplePage {
         page: Page::new("Find people", Some(&user)),
-        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, None),
+        sidebar: views::sidebar_for(&state, user.id, None).await?,
         searched: !q.is_empty(),
         query: q,
         results,
@@ -62,7 +62,7 @@ pub async fn profile(State(state): State<AppState>, user: CurrentUser, Path(user
     let person = store::user_by_username(&state.store, &username).await?.ok_or(AppError::NotFound)?;
     Ok(ProfilePage {
         page: Page::new(person.name().to_string(), Some(&user)),
-        sidebar: views::sidebar_items(store::sidebar(&state.store, user.id).await?, None),
+        sidebar: views::sidebar_for(&state, user.id, None).await?,
         me: person.id == user.id,
         person,
     })

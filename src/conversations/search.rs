@@ -335,7 +335,7 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser, Query(params
     let from_field = clean(param("from"), MAX_USERNAME_CHARS);
     let parsed = parse(&query, &in_field, &from_field);
 
-    let sidebar = views::sidebar_items(store::sidebar(&state.store, user.id).await?, None);
+    let sidebar = views::sidebar_for(&state, user.id, None).await?;
     let conversations = sidebar
         .iter()
         .map(|c| ConversationOption { id: c.id, title: c.title.clone(), selected: in_field == c.id.to_string() })

@@ -2,6 +2,7 @@
 //! sidebar list, membership changes and read positions.
 
 use crate::store::{Store, now_ms};
+use crate::realtime::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
 
 use super::model::Role;
@@ -13,7 +14,7 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
     let now = now_ms();
     with_db!(store, pool => {
         let mut tx = pool.begin().await?;
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO conversations (kind, dm_key, created_by, created_at, last_activity_at)
              VALUES ('dm', $1, $2, $3, $3) ON CONFLICT (dm_key) DO NOTHING",
         )
@@ -21,7 +22,8 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
         .bind(a)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected() > 0;
         let id: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE dm_key = $1").bind(&key).fetch_one(&mut *tx).await?;
         for user in [a, b] {
             sqlx::query(
@@ -34,7 +36,16 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
             .execute(&mut *tx)
             .await?;
         }
+        if created {
+            let mut users = vec![a];
+            if b != a {
+                users.push(b);
+            }
+            let events: Vec<NewEvent> = users.iter().map(|&u| NewEvent::new(Kind::Joined, id).user(u)).collect();
+            (*tx).append_events(&events).await?;
+        }
         tx.commit().await?;
+        store.signal_commit();
         Ok(id)
     })
 }
@@ -69,7 +80,14 @@ pub async fn create_group(store: &Store, owner: i64, name: &str, members: &[i64]
             .execute(&mut *tx)
             .await?;
         }
+        let mut joined = vec![NewEvent::new(Kind::Joined, id).user(owner)];
+        let mut others: Vec<i64> = members.iter().copied().filter(|&m| m != owner).collect();
+        others.sort_unstable();
+        others.dedup();
+        joined.extend(others.into_iter().map(|m| NewEvent::new(Kind::Joined, id).user(m)));
+        (*tx).append_events(&joined).await?;
         tx.commit().await?;
+        store.signal_commit();
         Ok(id)
     })
 }
@@ -86,26 +104,43 @@ pub struct SidebarRow {
     pub last_kind: Option<String>,
     pub last_deleted_at: Option<i64>,
     pub last_author: Option<String>,
+    pub last_message_id: i64,
     pub other_name: Option<String>,
+    pub other_id: Option<i64>,
+    pub other_presence: Option<String>,
+    pub other_last_seen: Option<i64>,
 }
 
 /// Every conversation of the user, latest activity first, with what the sidebar shows.
 pub async fn sidebar(store: &Store, user_id: i64) -> Result<Vec<SidebarRow>, sqlx::Error> {
+    sidebar_rows(store, user_id, None).await
+}
+
+/// One conversation's sidebar row for the user (a conversation they just joined).
+pub async fn sidebar_row(store: &Store, user_id: i64, conversation_id: i64) -> Result<Option<SidebarRow>, sqlx::Error> {
+    Ok(sidebar_rows(store, user_id, Some(conversation_id)).await?.pop())
+}
+
+async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>) -> Result<Vec<SidebarRow>, sqlx::Error> {
+    // A DM has exactly one other member (none for "Saved messages"), so the join to
+    // them adds at most one row.
     let sql = "SELECT c.id, c.kind, c.name, c.last_activity_at,
           (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.id > m.last_read_id
               AND x.author_id <> $1 AND x.deleted_at IS NULL AND x.kind = 'text') AS unread,
           (SELECT COUNT(*) FROM mentions n WHERE n.user_id = $1 AND n.conversation_id = c.id
               AND n.message_id > m.last_read_id) AS mentioned,
           lm.body AS last_body, lm.kind AS last_kind, lm.deleted_at AS last_deleted_at,
-          COALESCE(NULLIF(lu.display_name, ''), lu.username) AS last_author,
-          (SELECT COALESCE(NULLIF(u.display_name, ''), u.username) FROM members o JOIN users u ON u.id = o.user_id
-              WHERE o.conversation_id = c.id AND o.user_id <> $1 LIMIT 1) AS other_name
+          COALESCE(NULLIF(lu.display_name, ''), lu.username) AS last_author, c.last_message_id,
+          COALESCE(NULLIF(ou.display_name, ''), ou.username) AS other_name, ou.id AS other_id,
+          ou.presence AS other_presence, ou.last_seen_at AS other_last_seen
         FROM members m JOIN conversations c ON c.id = m.conversation_id
         LEFT JOIN messages lm ON lm.id = c.last_message_id
         LEFT JOIN users lu ON lu.id = lm.author_id
-        WHERE m.user_id = $1
+        LEFT JOIN members o ON c.kind = 'dm' AND o.conversation_id = c.id AND o.user_id <> $1
+        LEFT JOIN users ou ON ou.id = o.user_id
+        WHERE m.user_id = $1 AND ($2 = 0 OR c.id = $2)
         ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 200";
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)
+    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).fetch_all(pool).await)
 }
 
 #[derive(Clone, sqlx::FromRow)]
@@ -136,66 +171,70 @@ pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRo
     with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).fetch_all(pool).await)
 }
 
+/// Runs one statement and, when it changed a row, appends `event` in the same
+/// transaction. True when a row changed.
+async fn change_with_event(store: &Store, sql: &str, binds: &[Bind<'_>], event: NewEvent) -> Result<bool, sqlx::Error> {
+    let changed = with_db!(store, pool => {
+        let mut tx = pool.begin().await?;
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = match *bind {
+                Bind::Int(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+            };
+        }
+        let changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+        if changed {
+            (*tx).append_events(&[event]).await?;
+        }
+        tx.commit().await?;
+        changed
+    });
+    if changed {
+        store.signal_commit();
+    }
+    Ok(changed)
+}
+
+enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 pub async fn rename(store: &Store, conversation_id: i64, name: &str) -> Result<(), sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query("UPDATE conversations SET name = $1 WHERE id = $2").bind(name).bind(conversation_id).execute(pool).await.map(|_| ())
-    })
+    let sql = "UPDATE conversations SET name = $1 WHERE id = $2";
+    let event = NewEvent::new(Kind::Conversation, conversation_id);
+    change_with_event(store, sql, &[Bind::Text(name), Bind::Int(conversation_id)], event).await.map(|_| ())
 }
 
 /// Adds a member; false when they already were one.
 pub async fn add_member(store: &Store, conversation_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query(
-            "INSERT INTO members (conversation_id, user_id, role, joined_at, last_read_id)
-             SELECT $1, $2, 'member', $3, c.last_message_id FROM conversations c WHERE c.id = $1
-             ON CONFLICT (conversation_id, user_id) DO NOTHING",
-        )
-        .bind(conversation_id)
-        .bind(user_id)
-        .bind(now_ms())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() > 0)
-    })
+    let sql = "INSERT INTO members (conversation_id, user_id, role, joined_at, last_read_id)
+               SELECT $1, $2, 'member', $3, c.last_message_id FROM conversations c WHERE c.id = $1
+               ON CONFLICT (conversation_id, user_id) DO NOTHING";
+    let event = NewEvent::new(Kind::Joined, conversation_id).user(user_id);
+    change_with_event(store, sql, &[Bind::Int(conversation_id), Bind::Int(user_id), Bind::Int(now_ms())], event).await
 }
 
 pub async fn remove_member(store: &Store, conversation_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
-            .bind(conversation_id)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })
+    let sql = "DELETE FROM members WHERE conversation_id = $1 AND user_id = $2";
+    let event = NewEvent::new(Kind::Left, conversation_id).user(user_id);
+    change_with_event(store, sql, &[Bind::Int(conversation_id), Bind::Int(user_id)], event).await.map(|_| ())
 }
 
 pub async fn set_role(store: &Store, conversation_id: i64, user_id: i64, role: Role) -> Result<(), sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query("UPDATE members SET role = $1 WHERE conversation_id = $2 AND user_id = $3")
-            .bind(role.as_str())
-            .bind(conversation_id)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })
+    let sql = "UPDATE members SET role = $1 WHERE conversation_id = $2 AND user_id = $3";
+    let event = NewEvent::new(Kind::Conversation, conversation_id).user(user_id);
+    let binds = [Bind::Text(role.as_str()), Bind::Int(conversation_id), Bind::Int(user_id)];
+    change_with_event(store, sql, &binds, event).await.map(|_| ())
 }
 
 /// Moves the read position forward (never back) to `message_id`.
 pub async fn mark_read(store: &Store, conversation_id: i64, user_id: i64, message_id: i64) -> Result<(), sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query(
-            "UPDATE members SET last_read_id = $1
-             WHERE conversation_id = $2 AND user_id = $3 AND last_read_id < $1",
-        )
-        .bind(message_id)
-        .bind(conversation_id)
-        .bind(user_id)
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })
+    let sql = "UPDATE members SET last_read_id = $1 WHERE conversation_id = $2 AND user_id = $3 AND last_read_id < $1";
+    let event = NewEvent::new(Kind::Read, conversation_id).user(user_id).subject(message_id);
+    let binds = [Bind::Int(message_id), Bind::Int(conversation_id), Bind::Int(user_id)];
+    change_with_event(store, sql, &binds, event).await.map(|_| ())
 }
 
 #[derive(sqlx::FromRow)]

@@ -13,6 +13,7 @@ use crate::web::time::{format_time, iso};
 use super::markdown;
 use super::message_store::{self, MessageRow};
 use super::store::SidebarRow;
+use crate::realtime::presence::{self, PresenceView};
 
 pub struct ReplyView {
     pub id: i64,
@@ -132,6 +133,34 @@ pub struct SidebarItem {
     pub unread: i64,
     pub mentioned: i64,
     pub active: bool,
+    /// The other person's presence, in DMs.
+    pub presence: Option<PresenceView>,
+}
+
+/// A sidebar entry's unread and mention counts: per viewer, so streams render them
+/// for each subscriber.
+#[derive(Template)]
+#[template(path = "conversations/_badges.html")]
+pub struct Badges {
+    pub b: BadgeView,
+}
+
+pub struct BadgeView {
+    pub id: i64,
+    pub unread: i64,
+    pub mentioned: i64,
+}
+
+impl SidebarItem {
+    pub fn badges(&self) -> BadgeView {
+        BadgeView { id: self.id, unread: self.unread, mentioned: self.mentioned }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_sidebar_item.html")]
+pub struct SidebarItemFragment<'a> {
+    pub c: &'a SidebarItem,
 }
 
 /// The title a viewer sees: a group's name, the other person in a DM, or "Saved messages".
@@ -142,26 +171,75 @@ pub fn title(kind: &str, name: &str, other_name: Option<&str>) -> String {
     }
 }
 
-pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>) -> Vec<SidebarItem> {
+/// What the sidebar says about a conversation's latest message.
+pub fn preview(body: Option<&str>, kind: Option<&str>, deleted: bool, author: Option<&str>) -> String {
+    match (body, kind, deleted) {
+        (_, _, true) => "Message deleted".to_string(),
+        (Some(body), Some("system"), false) => body.to_string(),
+        (Some(body), _, false) => format!("{}: {}", author.unwrap_or(""), markdown::excerpt(body, 60)),
+        _ => "No messages yet".to_string(),
+    }
+}
+
+/// Sidebar entries; `online` says which DM partners hold a live stream.
+pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn(i64) -> bool) -> Vec<SidebarItem> {
     rows.into_iter()
-        .map(|row| {
-            let preview = match (&row.last_body, &row.last_kind, row.last_deleted_at) {
-                (_, _, Some(_)) => "Message deleted".to_string(),
-                (Some(body), Some(kind), None) if kind == "system" => body.clone(),
-                (Some(body), _, None) => {
-                    format!("{}: {}", row.last_author.as_deref().unwrap_or(""), markdown::excerpt(body, 60))
-                }
-                _ => "No messages yet".to_string(),
-            };
-            SidebarItem {
-                id: row.id,
-                title: title(&row.kind, &row.name, row.other_name.as_deref()),
-                kind: row.kind,
-                preview,
-                unread: row.unread,
-                mentioned: row.mentioned,
-                active: active == Some(row.id),
-            }
+        .map(|row| SidebarItem {
+            id: row.id,
+            title: title(&row.kind, &row.name, row.other_name.as_deref()),
+            preview: preview(row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),
+            presence: row.other_id.map(|other| {
+                presence::view(other, row.other_presence.as_deref().unwrap_or("online"), online(other), row.other_last_seen)
+            }),
+            kind: row.kind,
+            unread: row.unread,
+            mentioned: row.mentioned,
+            active: active == Some(row.id),
         })
         .collect()
+}
+
+/// "Seen" under the latest message, the same for every viewer: in a DM it names no
+/// one and only the latest message's author is shown it (viewer style); in a group it
+/// lists who besides the author has read it (a count beyond 20).
+pub struct SeenView {
+    pub conversation_id: i64,
+    pub dm: bool,
+    pub author_id: i64,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_seen.html")]
+pub struct SeenFragment {
+    pub seen: SeenView,
+}
+
+pub fn seen(conversation_id: i64, dm: bool, latest: Option<(i64, i64, bool)>, members: &[super::store::MemberRow]) -> SeenView {
+    let empty = SeenView { conversation_id, dm, author_id: 0, text: String::new() };
+    // (id, author, is_system)
+    let Some((latest_id, author_id, system)) = latest else { return empty };
+    if system {
+        return empty;
+    }
+    let readers: Vec<&super::store::MemberRow> =
+        members.iter().filter(|m| m.user_id != author_id && m.last_read_id >= latest_id).collect();
+    let text = if dm {
+        if readers.is_empty() { String::new() } else { "Seen".into() }
+    } else {
+        match readers.len() {
+            0 => String::new(),
+            n if n > 20 => format!("Seen by {n} people"),
+            _ => format!("Seen by {}", readers.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")),
+        }
+    };
+    SeenView { conversation_id, dm, author_id, text }
+}
+
+/// The sidebar as `user_id` sees it, with their DM partners' presence.
+pub async fn sidebar_for(state: &crate::state::AppState, user_id: i64, active: Option<i64>) -> AppResult<Vec<SidebarItem>> {
+    let rows = super::store::sidebar(&state.store, user_id).await?;
+    let others: Vec<i64> = rows.iter().filter_map(|r| r.other_id).collect();
+    let online = state.realtime.online_among(&others).await;
+    Ok(sidebar_items(rows, active, &|user| online.contains(&user)))
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
+use crate::realtime::log::{AppendEvents, Kind, NewEvent};
 use crate::store::{Store, now_ms};
 use crate::with_db;
 
@@ -247,6 +248,14 @@ async fn insert_all(store: &Store, messages: &[&NewMessage]) -> Result<Vec<Writt
             );
             update.build().persistent(false).execute(&mut *tx).await?;
         }
+        let events: Vec<NewEvent> = fresh
+            .iter()
+            .filter_map(|&index| match written[index] {
+                Some((id, true)) => Some(NewEvent::new(Kind::Message, messages[index].conversation_id).subject(id)),
+                _ => None,
+            })
+            .collect();
+        (*tx).append_events(&events).await?;
         let results = first
             .iter()
             .enumerate()
@@ -257,6 +266,7 @@ async fn insert_all(store: &Store, messages: &[&NewMessage]) -> Result<Vec<Writt
             })
             .collect::<Result<Vec<Written>, sqlx::Error>>()?;
         tx.commit().await?;
+        store.signal_commit();
         Ok(results)
     })
 }

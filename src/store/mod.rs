@@ -20,6 +20,9 @@ pub enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub db: Db,
+    /// Bumped after every commit that appended events, so the realtime dispatcher
+    /// (and, in scale mode, the Redis publisher) wake without polling.
+    commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in use.
@@ -66,7 +69,17 @@ impl Store {
                 .await?;
             Db::Sqlite(pool)
         };
-        Ok(Store { db })
+        Ok(Store { db, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
+    }
+
+    /// Tells the realtime side that events were committed.
+    pub fn signal_commit(&self) {
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes when `signal_commit` is called.
+    pub fn commit_signals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

@@ -13,6 +13,9 @@ pub struct Page {
     pub sse: &'static str,
     pub app_js: &'static str,
     pub icon: &'static str,
+    /// Set on live pages: the event id the page was rendered at, where its stream
+    /// (`/events?since=…`) picks up.
+    pub live_since: Option<i64>,
 }
 
 impl Page {
@@ -26,6 +29,7 @@ impl Page {
             sse: assets::url("sse.js"),
             app_js: assets::url("app.js"),
             icon: assets::url("icon.svg"),
+            live_since: None,
         }
     }
 }

@@ -7,5 +7,6 @@ mod conversations;
 mod browser;
 mod browser_chat;
 mod operations;
+mod realtime;
 mod search;
 mod security;

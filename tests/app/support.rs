@@ -304,3 +304,108 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// One Server-Sent Event as a browser's EventSource would see it.
+#[derive(Clone, Debug, Default)]
+pub struct SseEvent {
+    pub name: String,
+    pub id: Option<i64>,
+    pub data: String,
+}
+
+/// An open `/events` stream, read frame by frame.
+pub struct EventStream {
+    pub status: StatusCode,
+    body: Body,
+    buffer: String,
+    /// The last `id:` seen, as a browser remembers it for `Last-Event-ID`.
+    pub last_id: Option<i64>,
+}
+
+impl Client {
+    /// Opens `/events` (with `path`'s query) and, like a reconnecting EventSource, an
+    /// optional `Last-Event-ID`.
+    pub async fn events(&mut self, path: &str, last_event_id: Option<i64>) -> EventStream {
+        let mut request = Request::builder().method(Method::GET).uri(path).header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let mut request = request.body(Body::empty()).expect("valid request");
+        if !self.cookies.is_empty() {
+            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            request.headers_mut().insert(header::COOKIE, HeaderValue::from_str(&cookie).expect("cookie header"));
+        }
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(self.ip, 40000)));
+        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let status = response.status();
+        EventStream { status, body: response.into_body(), buffer: String::new(), last_id: None }
+    }
+}
+
+impl EventStream {
+    /// The next event (heartbeats and `retry:` skipped), or None when the stream ended
+    /// or nothing came within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent { name: "message".into(), ..SseEvent::default() };
+                let mut data: Vec<&str> = Vec::new();
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        event.name = v.to_string();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        event.id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push(v);
+                        any = true;
+                    }
+                }
+                if !any {
+                    continue;
+                }
+                event.data = data.join("\n");
+                if event.id.is_some() {
+                    self.last_id = event.id;
+                }
+                return Some(event);
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            if let Ok(bytes) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    /// Reads events until one's data contains `needle`; panics after `wait`.
+    pub async fn expect(&mut self, needle: &str, wait: std::time::Duration) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(event) if event.data.contains(needle) => return event,
+                Some(_) => continue,
+                None => panic!("no event containing {needle:?} within {wait:?}"),
+            }
+        }
+    }
+
+    /// True when the stream ends (the server closed it) within `wait`.
+    pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(bytes) = frame.into_data() {
+                        self.buffer.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+        }
+    }
+}

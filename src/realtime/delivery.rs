@@ -1,0 +1,103 @@
+//! What the hub hands to streams: an event already framed as SSE bytes (rendered once
+//! for every subscriber), plus the few facts a stream needs to add its viewer's own
+//! touches (unread badges, "you were removed", who else is typing).
+
+use bytes::Bytes;
+
+use super::log::{Event, Kind};
+
+/// Facts about a new message that change each viewer's unread badges differently.
+#[derive(Debug, Default)]
+pub struct MessageFacts {
+    pub author_id: i64,
+    /// Counts towards unread (a text message, not a system line).
+    pub counts: bool,
+    pub mentions: Vec<i64>,
+}
+
+#[derive(Debug)]
+pub struct Delivery {
+    /// The logged event, if this is one (typing and presence are not logged).
+    pub event: Option<Event>,
+    pub conversation_id: i64,
+    pub message: Option<MessageFacts>,
+    /// Everyone typing in the conversation now, with their names.
+    pub typing: Option<Vec<(i64, String)>>,
+    /// The shared frame, the same bytes for every subscriber (may be empty).
+    pub frame: Bytes,
+    /// Ends the stream after telling the page to reload (signed out).
+    pub revoke: bool,
+}
+
+impl Delivery {
+    pub fn ephemeral(conversation_id: i64, frame: Bytes) -> Delivery {
+        Delivery { event: None, conversation_id, message: None, typing: None, frame, revoke: false }
+    }
+
+    pub fn id(&self) -> Option<i64> {
+        self.event.map(|e| e.id)
+    }
+
+    pub fn joined(&self) -> Option<i64> {
+        self.event.filter(|e| e.kind == Kind::Joined).and_then(|e| e.user_id)
+    }
+
+    pub fn left(&self) -> Option<i64> {
+        self.event.filter(|e| e.kind == Kind::Left).and_then(|e| e.user_id)
+    }
+}
+
+/// One SSE event named `update`: `id:` when it is logged (the browser then resumes
+/// after it), and the HTML split into `data:` lines.
+pub fn frame(id: Option<i64>, html: &str) -> Bytes {
+    named_frame("update", id, html)
+}
+
+pub fn named_frame(name: &str, id: Option<i64>, html: &str) -> Bytes {
+    let mut out = String::with_capacity(html.len() + 48);
+    out.push_str("event: ");
+    out.push_str(name);
+    out.push('\n');
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    for line in html.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// Minimal HTML escaping for the few strings put into markup outside templates.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_lines_and_carry_ids() {
+        let f = frame(Some(7), "<p>a\nb</p>");
+        assert_eq!(&f[..], b"event: update\nid: 7\ndata: <p>a\ndata: b</p>\n\n");
+        let f = frame(None, "x\r\ny");
+        assert_eq!(&f[..], b"event: update\ndata: x\ndata: y\n\n");
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}

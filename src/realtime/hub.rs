@@ -1,0 +1,213 @@
+//! The hub: this instance's open streams, who they belong to, which conversations
+//! each user is in, and the fan-out of rendered events to them. Events arrive here
+//! in commit order from the dispatcher; membership events change the routing at the
+//! point in that order where they happened, so a removed member receives nothing
+//! after their removal and an added one everything after it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use super::delivery::Delivery;
+
+/// Deliveries a stream may have queued before it counts as stuck and is dropped (the
+/// browser then reconnects and catches up from the log).
+const STREAM_QUEUE: usize = 1_024;
+
+pub type StreamRx = mpsc::Receiver<Arc<Delivery>>;
+
+struct Slot {
+    id: u64,
+    device_id: i64,
+    tx: mpsc::Sender<Arc<Delivery>>,
+}
+
+#[derive(Default)]
+struct UserEntry {
+    streams: Vec<Slot>,
+    conversations: HashSet<i64>,
+}
+
+#[derive(Default)]
+struct HubState {
+    /// The newest event id handed to streams.
+    dispatched: i64,
+    users: HashMap<i64, UserEntry>,
+    conversations: HashMap<i64, HashSet<i64>>,
+    next_stream: u64,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<HubState>,
+}
+
+/// What `register` reports about the user's other streams.
+pub struct Registered {
+    pub stream_id: u64,
+    pub rx: StreamRx,
+    /// True when this is the user's first stream on this instance.
+    pub first: bool,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // A panic while holding the lock leaves only routing tables behind, which are
+        // still consistent enough to keep serving; don't take the process down.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cursor the dispatcher starts from.
+    pub fn start_at(&self, newest: i64) {
+        let mut state = self.lock();
+        state.dispatched = state.dispatched.max(newest);
+    }
+
+    pub fn dispatched(&self) -> i64 {
+        self.lock().dispatched
+    }
+
+    /// Adds a stream for `user_id`, whose conversations were read at event `snapshot`.
+    /// Refused (None) when the hub already delivered events newer than the snapshot:
+    /// a membership change among them would be missing from it, so read again.
+    pub fn register(&self, user_id: i64, device_id: i64, snapshot: i64, conversations: &[i64]) -> Option<Registered> {
+        let mut state = self.lock();
+        if state.dispatched > snapshot {
+            return None;
+        }
+        state.next_stream += 1;
+        let stream_id = state.next_stream;
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let first = state.users.get(&user_id).is_none_or(|e| e.streams.is_empty());
+        if first {
+            // A fresh snapshot replaces whatever routing a revoked stream left behind.
+            forget_user(&mut state, user_id);
+        }
+        for &conversation in conversations {
+            state.conversations.entry(conversation).or_default().insert(user_id);
+        }
+        let entry = state.users.entry(user_id).or_default();
+        entry.conversations.extend(conversations.iter().copied());
+        entry.streams.push(Slot { id: stream_id, device_id, tx });
+        Some(Registered { stream_id, rx, first })
+    }
+
+    /// Forgets a stream; true when it was the user's last one here.
+    pub fn unregister(&self, user_id: i64, stream_id: u64) -> bool {
+        let mut state = self.lock();
+        let Some(entry) = state.users.get_mut(&user_id) else { return false };
+        entry.streams.retain(|s| s.id != stream_id);
+        if !entry.streams.is_empty() {
+            return false;
+        }
+        forget_user(&mut state, user_id);
+        true
+    }
+
+    /// Ends the streams of signed-out devices: dropping their senders ends them.
+    pub fn revoke_devices(&self, device_ids: &[i64]) {
+        let mut state = self.lock();
+        for entry in state.users.values_mut() {
+            entry.streams.retain(|s| !device_ids.contains(&s.device_id));
+        }
+    }
+
+    /// Users with a stream here.
+    pub fn is_connected(&self, user_id: i64) -> bool {
+        self.lock().users.get(&user_id).is_some_and(|e| !e.streams.is_empty())
+    }
+
+    /// Which of `user_ids` have a stream here.
+    pub fn connected_among(&self, user_ids: &[i64]) -> Vec<i64> {
+        let state = self.lock();
+        user_ids.iter().copied().filter(|u| state.users.get(u).is_some_and(|e| !e.streams.is_empty())).collect()
+    }
+
+    /// Local users in a conversation (those with streams here).
+    pub fn local_members(&self, conversation_id: i64) -> Vec<i64> {
+        self.lock().conversations.get(&conversation_id).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Hands committed events (in id order) to the streams that may see them, applying
+    /// membership changes in between. `joined` lists, for conversations created by
+    /// these events, nothing more is needed: a `Joined` event names its user.
+    pub fn deliver(&self, deliveries: Vec<Arc<Delivery>>, upto: i64) {
+        let mut state = self.lock();
+        let mut stuck: Vec<(i64, u64)> = Vec::new();
+        for delivery in deliveries {
+            let conversation = delivery.conversation_id;
+            if let Some(user) = delivery.joined() {
+                if let Some(entry) = state.users.get_mut(&user) {
+                    entry.conversations.insert(conversation);
+                    state.conversations.entry(conversation).or_default().insert(user);
+                }
+            }
+            if let Some(users) = state.conversations.get(&conversation) {
+                for user in users {
+                    send_all(&state.users, *user, &delivery, &mut stuck);
+                }
+            }
+            if let Some(user) = delivery.left() {
+                // The removed member hears of their removal, then nothing more.
+                if !state.conversations.get(&conversation).is_some_and(|u| u.contains(&user)) {
+                    send_all(&state.users, user, &delivery, &mut stuck);
+                }
+                if let Some(entry) = state.users.get_mut(&user) {
+                    entry.conversations.remove(&conversation);
+                }
+                if let Some(users) = state.conversations.get_mut(&conversation) {
+                    users.remove(&user);
+                }
+            }
+        }
+        state.dispatched = state.dispatched.max(upto);
+        drop_stuck(&mut state, &stuck);
+    }
+
+    /// Sends an ephemeral delivery (typing, presence) to the given local users.
+    pub fn send_to(&self, users: &[i64], delivery: Arc<Delivery>) {
+        let mut state = self.lock();
+        let mut stuck = Vec::new();
+        for user in users {
+            send_all(&state.users, *user, &delivery, &mut stuck);
+        }
+        drop_stuck(&mut state, &stuck);
+    }
+
+    /// Sends an ephemeral delivery to the local members of a conversation.
+    pub fn send_to_conversation(&self, conversation_id: i64, delivery: Arc<Delivery>) {
+        let users = self.local_members(conversation_id);
+        self.send_to(&users, delivery);
+    }
+}
+
+fn forget_user(state: &mut HubState, user_id: i64) {
+    let Some(entry) = state.users.remove(&user_id) else { return };
+    for conversation in entry.conversations {
+        if let Some(users) = state.conversations.get_mut(&conversation) {
+            users.remove(&user_id);
+            if users.is_empty() {
+                state.conversations.remove(&conversation);
+            }
+        }
+    }
+}
+
+fn send_all(users: &HashMap<i64, UserEntry>, user: i64, delivery: &Arc<Delivery>, stuck: &mut Vec<(i64, u64)>) {
+    let Some(entry) = users.get(&user) else { return };
+    for slot in &entry.streams {
+        if slot.tx.try_send(delivery.clone()).is_err() {
+            stuck.push((user, slot.id));
+        }
+    }
+}
+
+/// Drops streams whose queue is full or whose reader is gone.
+fn drop_stuck(state: &mut HubState, stuck: &[(i64, u64)]) {
+    for &(user, stream) in stuck {
+        if let Some(entry) = state.users.get_mut(&user) {
+            entry.streams.retain(|s| s.id != stream);
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Realtime: the commit-ordered event log, the per-instance hub that fans events out
+//! to SSE streams, typing and presence, and (in scale mode) the Redis bus that joins
+//! instances.
+//!
+//! The dispatcher follows the log by id: whatever wakes it (a local commit, a Redis
+//! message from another instance, or a periodic poll), it reads every event after the
+//! last one it delivered, so a missed wake-up delays an event but never loses it.
+
+pub mod bus;
+pub mod delivery;
+pub mod hub;
+pub mod log;
+pub mod presence;
+mod render;
+pub mod routes;
+pub mod stream;
+pub mod typing;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+
+use crate::store::Store;
+use bus::Bus;
+use delivery::{Delivery, frame};
+use hub::Hub;
+use typing::Typing;
+
+/// How often the dispatcher looks at the log without being woken: the floor on
+/// cross-instance delivery when Redis is down.
+const POLL: Duration = Duration::from_millis(1_000);
+/// Events kept for reconnecting streams.
+const RETENTION_MS: i64 = 24 * 3600 * 1000;
+const RETAIN_AT_LEAST: i64 = 10_000;
+
+pub struct Realtime {
+    pub hub: Hub,
+    pub typing: Typing,
+    pub bus: Option<Bus>,
+    /// Users whose last stream closed less than `presence::GRACE` ago.
+    leaving: std::sync::Mutex<HashSet<i64>>,
+}
+
+impl Realtime {
+    /// Starts the dispatcher, the typing sweeper and log pruning, and (with Redis)
+    /// the bus.
+    pub async fn start(store: &Store, redis_url: Option<&str>) -> Result<Arc<Realtime>, crate::StartError> {
+        let bus = match redis_url {
+            Some(url) => Some(Bus::connect(url).await?),
+            None => None,
+        };
+        let realtime = Arc::new(Realtime { hub: Hub::default(), typing: Typing::default(), bus, leaving: Default::default() });
+        realtime.hub.start_at(log::newest(store).await?);
+        if let Some(bus) = &realtime.bus {
+            bus.start(store.clone(), Arc::downgrade(&realtime)).await?;
+        }
+        tokio::spawn(dispatch(store.clone(), Arc::downgrade(&realtime)));
+        tokio::spawn(sweep_typing(Arc::downgrade(&realtime)));
+        tokio::spawn(prune(store.clone(), Arc::downgrade(&realtime)));
+        Ok(realtime)
+    }
+
+    /// Which of `users` are online anywhere (a stream here, or on another instance).
+    pub async fn online_among(&self, users: &[i64]) -> HashSet<i64> {
+        let mut online: HashSet<i64> = self.hub.connected_among(users).into_iter().collect();
+        online.extend(self.leaving_among(users));
+        if let Some(bus) = &self.bus {
+            let rest: Vec<i64> = users.iter().copied().filter(|u| !online.contains(u)).collect();
+            online.extend(bus.online_among(&rest).await);
+        }
+        online
+    }
+
+    fn leaving_among(&self, users: &[i64]) -> Vec<i64> {
+        let leaving = self.leaving.lock().unwrap_or_else(|p| p.into_inner());
+        users.iter().copied().filter(|u| leaving.contains(u)).collect()
+    }
+
+    /// A user's presence as others see it now.
+    pub async fn presence_of(&self, store: &Store, user_id: i64) -> Result<presence::PresenceView, sqlx::Error> {
+        let (status, last_seen) = presence::status_of(store, user_id).await?;
+        let online = self.online_among(&[user_id]).await.contains(&user_id);
+        Ok(presence::view(user_id, &status, online, last_seen))
+    }
+
+    /// Tells everyone who shares a conversation with the user (on this instance) what
+    /// their presence is now; with `everywhere`, other instances too.
+    pub async fn announce_presence(&self, store: &Store, user_id: i64, everywhere: bool) {
+        if everywhere && let Some(bus) = &self.bus {
+            bus.publish_presence(user_id).await;
+        }
+        let Ok(view) = self.presence_of(store, user_id).await else { return };
+        let Ok(watchers) = presence::watchers(store, user_id).await else { return };
+        let local = self.hub.connected_among(&watchers);
+        if local.is_empty() {
+            return;
+        }
+        let Ok(html) = presence::PresenceFragment { p: view }.render() else { return };
+        let html = format!(r#"<div data-each=".presence-{user_id}">{html}</div>"#);
+        self.hub.send_to(&local, Arc::new(Delivery::ephemeral(0, frame(None, &html))));
+    }
+
+    /// A user's first stream on this instance opened.
+    pub fn stream_opened(self: &Arc<Self>, store: &Store, user_id: i64) {
+        let was_leaving = self.leaving.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_id);
+        if let Some(bus) = &self.bus {
+            bus.mark_online(user_id);
+        }
+        if !was_leaving {
+            let (realtime, store) = (self.clone(), store.clone());
+            tokio::spawn(async move { realtime.announce_presence(&store, user_id, true).await });
+        }
+    }
+
+    /// A stream ended; after a grace period without a new one, the user is offline.
+    pub fn stream_closed(self: &Arc<Self>, store: &Store, user_id: i64, stream_id: u64) {
+        if !self.hub.unregister(user_id, stream_id) {
+            return;
+        }
+        self.leaving.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id);
+        let (realtime, store) = (Arc::downgrade(self), store.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(presence::GRACE).await;
+            let Some(realtime) = realtime.upgrade() else { return };
+            let gone = realtime.leaving.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_id);
+            if !gone || realtime.hub.is_connected(user_id) {
+                return;
+            }
+            if let Some(bus) = &realtime.bus {
+                bus.mark_offline(user_id).await;
+            }
+            let _ = presence::touch_last_seen(&store, user_id).await;
+            realtime.announce_presence(&store, user_id, true).await;
+        });
+    }
+
+    /// Shows who is typing in a conversation to its members here.
+    pub fn send_typing(&self, conversation_id: i64) {
+        let typers = self.typing.typers(conversation_id);
+        let delivery = Delivery { typing: Some(typers), ..Delivery::ephemeral(conversation_id, bytes::Bytes::new()) };
+        self.hub.send_to_conversation(conversation_id, Arc::new(delivery));
+    }
+
+    /// A typing ping from this instance: recorded here, and on the others.
+    pub async fn typing_ping(&self, conversation_id: i64, user_id: i64, name: &str) {
+        if self.typing.ping(conversation_id, user_id, name) {
+            self.send_typing(conversation_id);
+        }
+        if let Some(bus) = &self.bus {
+            bus.publish_typing(conversation_id, user_id, name, true).await;
+        }
+    }
+
+    /// The user sent their message: they stop typing at once, everywhere.
+    pub async fn typing_stop(&self, conversation_id: i64, user_id: i64) {
+        if self.typing.stop(conversation_id, user_id) {
+            self.send_typing(conversation_id);
+        }
+        if let Some(bus) = &self.bus {
+            bus.publish_typing(conversation_id, user_id, "", false).await;
+        }
+    }
+
+    /// Ends the streams of signed-out devices, here and on other instances.
+    pub async fn revoke_devices(&self, device_ids: &[i64]) {
+        self.hub.revoke_devices(device_ids);
+        if let Some(bus) = &self.bus {
+            bus.publish_revoke(device_ids).await;
+        }
+    }
+}
+
+/// Follows the log and hands events to the hub in id order.
+async fn dispatch(store: Store, realtime: std::sync::Weak<Realtime>) {
+    let mut commits = store.commit_signals();
+    loop {
+        let Some(realtime) = realtime.upgrade() else { return };
+        let wake = realtime.bus.as_ref().map(|b| b.wakeups());
+        loop {
+            let after = realtime.hub.dispatched();
+            let events = match log::after(&store, after, 512).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the event log failed; retrying");
+                    break;
+                }
+            };
+            let Some(last) = events.last().map(|e| e.id) else { break };
+            match render::render(&store, &events).await {
+                Ok(deliveries) => realtime.hub.deliver(deliveries, last),
+                Err(error) => {
+                    tracing::warn!(%error, "rendering events failed; retrying");
+                    break;
+                }
+            }
+        }
+        drop(realtime);
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = async { match wake { Some(w) => w.notified().await, None => std::future::pending().await } } => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn sweep_typing(realtime: std::sync::Weak<Realtime>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(realtime) = realtime.upgrade() else { return };
+        for conversation in realtime.typing.expire() {
+            realtime.send_typing(conversation);
+        }
+    }
+}
+
+async fn prune(store: Store, realtime: std::sync::Weak<Realtime>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if realtime.strong_count() == 0 {
+            return;
+        }
+        if let Err(error) = log::prune(&store, RETENTION_MS, RETAIN_AT_LEAST).await {
+            tracing::warn!(%error, "pruning the event log failed");
+        }
+    }
+}

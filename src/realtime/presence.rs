@@ -1,0 +1,93 @@
+//! Presence: online while any tab or device of a user holds a stream (on any
+//! instance), the status they chose (online, idle, do not disturb, invisible), and
+//! "last seen" once they are gone. Never logged: it is announced live and read fresh
+//! when a page renders.
+
+use askama::Template;
+
+use crate::store::{Store, now_ms};
+use crate::web::time::format_time;
+use crate::with_db;
+
+/// How long after a user's last stream closes they still count as online: a page
+/// navigation closes one stream and opens the next, and that is not going offline.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The statuses a user can choose.
+pub const STATUSES: [(&str, &str); 4] =
+    [("online", "Online"), ("idle", "Idle"), ("dnd", "Do not disturb"), ("invisible", "Invisible")];
+
+pub fn parse_status(input: &str) -> Option<&'static str> {
+    STATUSES.iter().find(|(key, _)| *key == input.trim()).map(|(key, _)| *key)
+}
+
+pub struct PresenceView {
+    pub user_id: i64,
+    /// online | idle | dnd | offline: invisible users look offline.
+    pub state: &'static str,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_presence.html")]
+pub struct PresenceFragment {
+    pub p: PresenceView,
+}
+
+/// What others see of a user with `status` who is (or is not) connected.
+pub fn view(user_id: i64, status: &str, connected: bool, last_seen: Option<i64>) -> PresenceView {
+    let chosen = STATUSES.iter().find(|(key, _)| *key == status && *key != "invisible");
+    match chosen {
+        Some((state, label)) if connected => PresenceView { user_id, state, label: (*label).to_string() },
+        _ => PresenceView {
+            user_id,
+            state: "offline",
+            label: match last_seen {
+                Some(at) => format!("Last seen {}", format_time(at)),
+                None => "Offline".to_string(),
+            },
+        },
+    }
+}
+
+/// A user's chosen status and when they were last seen.
+pub async fn status_of(store: &Store, user_id: i64) -> Result<(String, Option<i64>), sqlx::Error> {
+    let sql = "SELECT presence, last_seen_at FROM users WHERE id = $1";
+    let row: Option<(String, Option<i64>)> =
+        with_db!(store, pool => sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await?);
+    Ok(row.unwrap_or_else(|| ("online".into(), None)))
+}
+
+pub async fn set_status(store: &Store, user_id: i64, status: &str) -> Result<(), sqlx::Error> {
+    with_db!(store, pool => sqlx::query("UPDATE users SET presence = $1 WHERE id = $2").bind(status).bind(user_id).execute(pool).await.map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn touch_last_seen(store: &Store, user_id: i64) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE users SET last_seen_at = $1 WHERE id = $2";
+    with_db!(store, pool => sqlx::query(sql).bind(now_ms()).bind(user_id).execute(pool).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Everyone who shares a conversation with the user: those who see their presence.
+pub async fn watchers(store: &Store, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let sql = "SELECT DISTINCT b.user_id FROM members a JOIN members b ON b.conversation_id = a.conversation_id
+               WHERE a.user_id = $1";
+    with_db!(store, pool => sqlx::query_scalar(sql).bind(user_id).fetch_all(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_looks_offline() {
+        assert_eq!(view(1, "online", true, None).state, "online");
+        assert_eq!(view(1, "dnd", true, None).label, "Do not disturb");
+        let hidden = view(1, "invisible", true, Some(0));
+        assert_eq!((hidden.state, hidden.label.as_str()), ("offline", "Last seen 1970-01-01 00:00 UTC"));
+        assert_eq!(view(1, "online", false, None).label, "Offline");
+        assert_eq!(parse_status(" idle "), Some("idle"));
+        assert_eq!(parse_status("away"), None);
+    }
+}

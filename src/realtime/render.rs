@@ -1,0 +1,146 @@
+//! Turns logged events into deliveries: each event's HTML rendered once, from the
+//! same partials the pages use, from the current state of what it points at (so an
+//! old event replayed shows today's message, never a stale one).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+
+use crate::conversations::message_store;
+use crate::conversations::store::{self as conversation_store, MemberRow};
+use crate::conversations::views::{self, MessageFragment, SeenFragment};
+use crate::error::AppResult;
+use crate::store::Store;
+use crate::with_db;
+
+use super::delivery::{Delivery, MessageFacts, escape, frame};
+use super::log::{Event, Kind};
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: i64,
+    kind: String,
+    name: String,
+    last_message_id: i64,
+}
+
+async fn conversations(store: &Store, ids: &[i64]) -> Result<HashMap<i64, ConversationRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!("SELECT id, kind, name, last_message_id FROM conversations WHERE id IN ({list})");
+    let rows: Vec<ConversationRow> = with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+/// Renders `events` (ascending ids) into deliveries, loading what they point at in a
+/// few queries per batch.
+pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delivery>>> {
+    let mut conversation_ids: Vec<i64> = events.iter().map(|e| e.conversation_id).collect();
+    conversation_ids.sort_unstable();
+    conversation_ids.dedup();
+    let info = conversations(store, &conversation_ids).await?;
+
+    // Messages, as the page would show them.
+    let mut message_ids: Vec<i64> = events
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Message | Kind::MessageChanged))
+        .filter_map(|e| e.subject_id)
+        .collect();
+    message_ids.sort_unstable();
+    message_ids.dedup();
+    let rows = message_store::get_many(store, &message_ids).await?;
+    let (group_rows, other_rows): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|r| info.get(&r.conversation_id).is_some_and(|c| c.kind == "group"));
+    let mut messages = HashMap::new();
+    for (rows, group) in [(group_rows, true), (other_rows, false)] {
+        let bodies: HashMap<i64, (Option<String>, String, bool)> =
+            rows.iter().map(|r| (r.id, (Some(r.body.clone()), r.kind.clone(), r.deleted_at.is_some()))).collect();
+        for view in views::build(store, rows, group).await? {
+            let html = MessageFragment { m: &view }.render()?;
+            let (body, kind, deleted) = bodies.get(&view.id).cloned().unwrap_or_default();
+            let preview = views::preview(body.as_deref(), Some(&kind), deleted, Some(&view.author_name));
+            messages.insert(view.id, (view, html, preview));
+        }
+    }
+
+    // Per conversation, computed once per batch: "Seen" and the member count.
+    let mut seen: HashMap<i64, String> = HashMap::new();
+    let mut member_counts: HashMap<i64, usize> = HashMap::new();
+    for event in events {
+        let c = event.conversation_id;
+        if event.kind == Kind::Read && !seen.contains_key(&c) {
+            let Some(conversation) = info.get(&c) else { continue };
+            let members = conversation_store::members(store, c).await?;
+            let latest = message_store::get(store, c, conversation.last_message_id).await?;
+            let latest = latest.map(|m| (m.id, m.author_id, m.kind == "system"));
+            let view = views::seen(c, conversation.kind == "dm", latest, &members);
+            seen.insert(c, SeenFragment { seen: view }.render()?);
+        }
+        if matches!(event.kind, Kind::Joined | Kind::Left) && !member_counts.contains_key(&c) {
+            let members: Vec<MemberRow> = conversation_store::members(store, c).await?;
+            member_counts.insert(c, members.len());
+        }
+    }
+
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let c = event.conversation_id;
+        let mut html = String::new();
+        let mut facts = None;
+        match event.kind {
+            Kind::Message | Kind::MessageChanged => {
+                if let Some((view, partial, preview)) = event.subject_id.and_then(|id| messages.get(&id)) {
+                    html.push_str(&format!(r##"<div data-into="#messages[data-conversation-id='{c}']">"##));
+                    html.push_str(partial);
+                    html.push_str("</div>");
+                    if event.kind == Kind::Message {
+                        // Nobody but the author has read a message this new.
+                        let dm = info.get(&c).is_some_and(|c| c.kind == "dm");
+                        let seen = SeenFragment { seen: views::seen(c, dm, None, &[]) }.render()?;
+                        html.push_str(&format!(
+                            r#"<div data-replace><span class="preview" id="preview-{c}">{}</span>{seen}</div><div data-top="sidebar-{c}"></div>"#,
+                            escape(preview)
+                        ));
+                        facts = Some(MessageFacts {
+                            author_id: view.author_id,
+                            counts: !view.system && !view.deleted,
+                            mentions: view.mentions_attr.split_whitespace().filter_map(|id| id.parse().ok()).collect(),
+                        });
+                    }
+                }
+            }
+            Kind::Read => {
+                if let Some(seen) = seen.get(&c) {
+                    html.push_str("<div data-replace>");
+                    html.push_str(seen);
+                    html.push_str("</div>");
+                }
+            }
+            Kind::Conversation | Kind::Joined | Kind::Left => {
+                if let Some(conversation) = info.get(&c).filter(|c| c.kind == "group") {
+                    let name = escape(&conversation.name);
+                    html.push_str(&format!(
+                        r#"<div data-replace><span id="title-{c}">{name}</span><span class="title" id="sidebar-title-{c}">{name}</span>"#
+                    ));
+                    if let Some(count) = member_counts.get(&c) {
+                        html.push_str(&format!(r#"<a href="/c/{c}/members" id="members-link-{c}">Members ({count})</a>"#));
+                    }
+                    html.push_str("</div>");
+                }
+            }
+        }
+        let frame = frame(Some(event.id), &html);
+        out.push(Arc::new(Delivery {
+            event: Some(*event),
+            conversation_id: c,
+            message: facts,
+            typing: None,
+            frame,
+            revoke: false,
+        }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,85 @@
+//! The realtime routes: the event stream, typing pings, "I have read up to here" from
+//! a live page, and the status a user shows.
+
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::accounts::CurrentUser;
+use crate::conversations::access::require;
+use crate::conversations::store as conversation_store;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::web::Form;
+use crate::web::layout::Page;
+
+use super::{presence, stream};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(stream::events))
+        .route("/c/{id}/typing", post(typing))
+        .route("/c/{id}/read", post(read))
+        .route("/settings/status", get(status_page).post(set_status))
+}
+
+/// "I am typing" (app.js sends it at most every few seconds while keys are pressed).
+async fn typing(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    require(&state.store, user.id, id).await?;
+    state.realtime.typing_ping(id, user.id, user.name()).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ReadInput {
+    #[serde(default)]
+    up_to: String,
+}
+
+/// A live page saw messages up to `up_to` while visible: move the read position,
+/// which clears the badges on the user's other tabs and shows "Seen" to others.
+async fn read(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<ReadInput>) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let up_to: i64 = input.up_to.trim().parse().map_err(|_| AppError::Unprocessable("Which message was read?".into()))?;
+    // Never past the newest message: a forged number can't mark the future read.
+    let up_to = up_to.min(access.conversation.last_message_id);
+    if up_to > access.last_read_id {
+        conversation_store::mark_read(&state.store, id, user.id, up_to).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(askama::Template, WebTemplate)]
+#[template(path = "accounts/status.html")]
+struct StatusPage {
+    page: Page,
+    current: String,
+    saved: bool,
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+async fn status_page(State(state): State<AppState>, user: CurrentUser, Query(query): Query<SavedQuery>) -> AppResult<StatusPage> {
+    let (current, _) = presence::status_of(&state.store, user.id).await?;
+    Ok(StatusPage { page: Page::new("Status", Some(&user)), current, saved: query.saved.is_some() })
+}
+
+#[derive(Deserialize)]
+struct StatusInput {
+    #[serde(default)]
+    status: String,
+}
+
+async fn set_status(State(state): State<AppState>, user: CurrentUser, Form(input): Form<StatusInput>) -> AppResult<Redirect> {
+    let status = presence::parse_status(&input.status).ok_or_else(|| AppError::Unprocessable("Choose one of the statuses.".into()))?;
+    presence::set_status(&state.store, user.id, status).await?;
+    state.realtime.announce_presence(&state.store, user.id, true).await;
+    Ok(Redirect::to("/settings/status?saved=1"))
+}
