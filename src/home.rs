@@ -18,6 +18,9 @@ pub struct HomePage {
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<HomePage> {
+    let since = crate::realtime::log::newest(&state.store).await?;
     let sidebar = views::sidebar_for(&state, user.id, None).await?;
-    Ok(HomePage { page: Page::new("Home", Some(&user)), sidebar })
+    let mut page = Page::new("Home", Some(&user));
+    page.live_since = Some(since);
+    Ok(HomePage { page, sidebar })
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::accounts::CurrentUser;
+use crate::realtime::presence::{self, PresenceView};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;
@@ -100,6 +101,7 @@ pub struct MemberView {
     pub promotable: bool,
     pub demotable: bool,
     pub me: bool,
+    pub presence: PresenceView,
 }
 
 #[derive(Template, WebTemplate)]
@@ -122,9 +124,12 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
     }
     let rows = store::members(&state.store, id).await?;
     let title = conversation_title(&access, &rows);
+    let ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let online = state.realtime.online_among(&ids).await;
     let members = rows
         .into_iter()
         .map(|row| MemberView {
+            presence: presence::view(row.user_id, &row.presence, online.contains(&row.user_id), row.last_seen_at),
             removable: row.user_id != user.id && access.can_remove(row.role()),
             promotable: access.can_set_roles() && row.role() == Role::Member,
             demotable: access.can_set_roles() && row.role() == Role::Admin,
@@ -132,8 +137,10 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
             row,
         })
         .collect();
+    let mut page = Page::new(format!("Members of {title}"), Some(user));
+    page.live_since = Some(crate::realtime::log::newest(&state.store).await?);
     Ok(MembersPage {
-        page: Page::new(format!("Members of {title}"), Some(user)),
+        page,
         sidebar: views::sidebar_for(&state, user.id, Some(id)).await?,
         conversation_id: id,
         name: access.conversation.name.clone(),

@@ -151,6 +151,8 @@ pub struct MemberRow {
     pub role: String,
     pub joined_at: i64,
     pub last_read_id: i64,
+    pub presence: String,
+    pub last_seen_at: Option<i64>,
 }
 
 impl MemberRow {
@@ -165,7 +167,7 @@ impl MemberRow {
 
 /// Members, owner first, then admins, then by how long they have been in.
 pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
-    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id
+    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at
                FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1
                ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, m.joined_at, m.user_id";
     with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).fetch_all(pool).await)
