@@ -203,6 +203,31 @@ enum Bind<'a> {
     Text(&'a str),
 }
 
+/// How many members a conversation has.
+pub async fn member_count(store: &Store, conversation_id: i64) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM members WHERE conversation_id = $1";
+    with_db!(store, pool => sqlx::query_scalar(sql).bind(conversation_id).fetch_one(pool).await)
+}
+
+/// Members other than `author_id` who have read up to `message_id`: the first 21 (what
+/// "Seen by" names) and how many there are in all.
+pub async fn readers(store: &Store, conversation_id: i64, message_id: i64, author_id: i64) -> Result<(Vec<MemberRow>, i64), sqlx::Error> {
+    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at
+               FROM members m JOIN users u ON u.id = m.user_id
+               WHERE m.conversation_id = $1 AND m.last_read_id >= $2 AND m.user_id <> $3
+               ORDER BY m.joined_at, m.user_id LIMIT 21";
+    let count_sql = "SELECT COUNT(*) FROM members WHERE conversation_id = $1 AND last_read_id >= $2 AND user_id <> $3";
+    with_db!(store, pool => {
+        let rows: Vec<MemberRow> = sqlx::query_as(sql).bind(conversation_id).bind(message_id).bind(author_id).fetch_all(pool).await?;
+        let count: i64 = if rows.len() > 20 {
+            sqlx::query_scalar(count_sql).bind(conversation_id).bind(message_id).bind(author_id).fetch_one(pool).await?
+        } else {
+            rows.len() as i64
+        };
+        Ok((rows, count))
+    })
+}
+
 pub async fn rename(store: &Store, conversation_id: i64, name: &str) -> Result<(), sqlx::Error> {
     let sql = "UPDATE conversations SET name = $1 WHERE id = $2";
     let event = NewEvent::new(Kind::Conversation, conversation_id);

@@ -216,22 +216,23 @@ pub struct SeenFragment {
 }
 
 pub fn seen(conversation_id: i64, dm: bool, latest: Option<(i64, i64, bool)>, members: &[super::store::MemberRow]) -> SeenView {
-    let empty = SeenView { conversation_id, dm, author_id: 0, text: String::new() };
-    // (id, author, is_system)
-    let Some((latest_id, author_id, system)) = latest else { return empty };
-    if system {
-        return empty;
-    }
-    let readers: Vec<&super::store::MemberRow> =
-        members.iter().filter(|m| m.user_id != author_id && m.last_read_id >= latest_id).collect();
-    let text = if dm {
-        if readers.is_empty() { String::new() } else { "Seen".into() }
-    } else {
-        match readers.len() {
-            0 => String::new(),
-            n if n > 20 => format!("Seen by {n} people"),
-            _ => format!("Seen by {}", readers.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")),
-        }
+    // (id, author, is_system): a system line is nobody's to have seen.
+    let Some((latest_id, author_id, _)) = latest.filter(|l| !l.2) else {
+        return SeenView { conversation_id, dm, author_id: 0, text: String::new() };
+    };
+    let readers: Vec<super::store::MemberRow> =
+        members.iter().filter(|m| m.user_id != author_id && m.last_read_id >= latest_id).cloned().collect();
+    let count = readers.len() as i64;
+    seen_by(conversation_id, dm, author_id, &readers, count)
+}
+
+/// "Seen" from the readers of the latest message (up to 21 of them) and their number.
+pub fn seen_by(conversation_id: i64, dm: bool, author_id: i64, readers: &[super::store::MemberRow], count: i64) -> SeenView {
+    let text = match count {
+        0 => String::new(),
+        _ if dm => "Seen".into(),
+        n if n > 20 => format!("Seen by {n} people"),
+        _ => format!("Seen by {}", readers.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")),
     };
     SeenView { conversation_id, dm, author_id, text }
 }

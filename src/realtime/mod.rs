@@ -116,7 +116,8 @@ impl Realtime {
 
     /// A stream ended; after a grace period without a new one, the user is offline.
     pub fn stream_closed(self: &Arc<Self>, store: &Store, user_id: i64, stream_id: u64) {
-        if !self.hub.unregister(user_id, stream_id) {
+        // A stream dropped while the runtime shuts down has nobody left to tell.
+        if !self.hub.unregister(user_id, stream_id) || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         self.leaving.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id);

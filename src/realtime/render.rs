@@ -8,7 +8,7 @@ use std::sync::Arc;
 use askama::Template;
 
 use crate::conversations::message_store;
-use crate::conversations::store::{self as conversation_store, MemberRow};
+use crate::conversations::store as conversation_store;
 use crate::conversations::views::{self, MessageFragment, SeenFragment};
 use crate::error::AppResult;
 use crate::store::Store;
@@ -68,20 +68,24 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
 
     // Per conversation, computed once per batch: "Seen" and the member count.
     let mut seen: HashMap<i64, String> = HashMap::new();
-    let mut member_counts: HashMap<i64, usize> = HashMap::new();
+    let mut member_counts: HashMap<i64, i64> = HashMap::new();
     for event in events {
         let c = event.conversation_id;
         if event.kind == Kind::Read && !seen.contains_key(&c) {
             let Some(conversation) = info.get(&c) else { continue };
-            let members = conversation_store::members(store, c).await?;
+            let dm = conversation.kind == "dm";
             let latest = message_store::get(store, c, conversation.last_message_id).await?;
-            let latest = latest.map(|m| (m.id, m.author_id, m.kind == "system"));
-            let view = views::seen(c, conversation.kind == "dm", latest, &members);
+            let view = match latest.filter(|m| m.kind != "system") {
+                Some(latest) => {
+                    let (readers, count) = conversation_store::readers(store, c, latest.id, latest.author_id).await?;
+                    views::seen_by(c, dm, latest.author_id, &readers, count)
+                }
+                None => views::seen(c, dm, None, &[]),
+            };
             seen.insert(c, SeenFragment { seen: view }.render()?);
         }
         if matches!(event.kind, Kind::Joined | Kind::Left) && !member_counts.contains_key(&c) {
-            let members: Vec<MemberRow> = conversation_store::members(store, c).await?;
-            member_counts.insert(c, members.len());
+            member_counts.insert(c, conversation_store::member_count(store, c).await?);
         }
     }
 
