@@ -108,8 +108,16 @@ impl Hub {
     /// Ends the streams of signed-out devices: dropping their senders ends them.
     pub fn revoke_devices(&self, device_ids: &[i64]) {
         let mut state = self.lock();
+        let farewell = Arc::new(Delivery { revoke: true, ..Delivery::ephemeral(0, bytes::Bytes::new()) });
         for entry in state.users.values_mut() {
-            entry.streams.retain(|s| !device_ids.contains(&s.device_id));
+            entry.streams.retain(|s| {
+                let revoked = device_ids.contains(&s.device_id);
+                if revoked {
+                    // The page reloads (to the login form) instead of retrying forever.
+                    let _ = s.tx.try_send(farewell.clone());
+                }
+                !revoked
+            });
         }
     }
 
