@@ -320,6 +320,7 @@ pub struct EventStream {
     buffer: String,
     /// The last `id:` seen, as a browser remembers it for `Last-Event-ID`.
     pub last_id: Option<i64>,
+    ended: bool,
 }
 
 impl Client {
@@ -338,7 +339,7 @@ impl Client {
         request.extensions_mut().insert(ConnectInfo(SocketAddr::new(self.ip, 40000)));
         let response = self.router.clone().oneshot(request).await.expect("router is infallible");
         let status = response.status();
-        EventStream { status, body: response.into_body(), buffer: String::new(), last_id: None }
+        EventStream { status, body: response.into_body(), buffer: String::new(), last_id: None, ended: false }
     }
 }
 
@@ -373,7 +374,14 @@ impl EventStream {
                 }
                 return Some(event);
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            if self.ended {
+                return None;
+            }
+            let Some(frame) = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()? else {
+                self.ended = true;
+                return None;
+            };
+            let frame = frame.ok()?;
             if let Ok(bytes) = frame.into_data() {
                 self.buffer.push_str(&String::from_utf8_lossy(&bytes));
             }
@@ -395,11 +403,17 @@ impl EventStream {
 
     /// True when the stream ends (the server closed it) within `wait`.
     pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        if self.ended {
+            return true;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.body.frame()).await {
                 Err(_) => return false,
-                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(None) | Ok(Some(Err(_))) => {
+                    self.ended = true;
+                    return true;
+                }
                 Ok(Some(Ok(frame))) => {
                     if let Ok(bytes) = frame.into_data() {
                         self.buffer.push_str(&String::from_utf8_lossy(&bytes));
