@@ -29,6 +29,12 @@ pub fn routes() -> Router<AppState> {
 
 /// "I am typing" (app.js sends it at most every few seconds while keys are pressed).
 async fn typing(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    // A ping keeps the indicator up for seconds, so pings beyond a couple every three
+    // seconds (a script, not a person) are accepted and ignored.
+    let key = format!("typing:{}:{id}", user.id);
+    if state.limiter.hit(&key, 2, std::time::Duration::from_secs(3)).is_err() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
     require(&state.store, user.id, id).await?;
     state.realtime.typing_ping(id, user.id, user.name()).await;
     Ok(StatusCode::NO_CONTENT)
