@@ -1,0 +1,832 @@
+//! reale-load: Reale's realtime path measured from outside, as browsers would load it.
+//!
+//! The release `reale` binary runs as a child process pinned to one core (`--server-cpu`,
+//! default 0); this generator pins itself to another (`--gen-cpu`, default 1) and runs
+//! on one thread. Clients are raw HTTP/1.1 `GET /events` streams (cheap to hold by the
+//! ten thousand, and their bytes are ours to time) plus a pooled hyper client for the
+//! form posts (register, groups, sends). Everything talks to 127.0.0.0/8 only, and each
+//! step has a deadline; a watchdog ends the run (and its servers) after `--timeout` s.
+//!
+//! cargo bench --bench reale_load -- idle N [--users 100] [--hold 10]
+//! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500] [--secs 10]
+//! cargo bench --bench reale_load -- rooms [--rooms 1000] [--members 10] [--users 1000] [--rates 2000,10000]
+//! cargo bench --bench reale_load -- cross [--rooms 500] [--members 10] [--users 500] [--rates 5000]
+//!
+//! A message's body is the token `lgq<seq>q`. Its latency is from just before its POST
+//! is sent to the read that brings the frame holding the token to a stream, counted
+//! once per stream (a stream may see the token again, e.g. in a sidebar preview).
+//! `cross` runs two instances on a fresh Postgres database (`reale_bench_<pid>` under
+//! TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test) and Redis
+//! (TEST_REDIS_URL, default redis://127.0.0.1:6379): posts go to A, streams to B.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{Request, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+
+const PASSWORD: &str = "correct horse battery staple 42";
+/// Streams come from 127.0.0.2..=127.0.0.9 so no single (source, destination) pair
+/// runs short of ephemeral ports, whatever N is.
+const SOURCES: u8 = 8;
+/// Sends in flight at once; beyond it the sender falls behind its schedule (reported
+/// as the achieved rate) rather than piling up connections.
+const MAX_INFLIGHT: usize = 256;
+const BIG: &str = "1000000000";
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// Child PIDs, so the watchdog can kill them even if the main thread is stuck.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static TOKEN: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new(b"lgq"));
+
+// ---------- command line ----------
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn get(&self, name: &str, default: &str) -> String {
+        let flag = format!("--{name}");
+        self.0.iter().position(|a| *a == flag).and_then(|i| self.0.get(i + 1)).cloned().unwrap_or_else(|| default.into())
+    }
+    fn num(&self, name: &str, default: usize) -> usize {
+        self.get(name, &default.to_string()).parse().expect("a number")
+    }
+    fn list(&self, name: &str, default: &str) -> Vec<usize> {
+        self.get(name, default).split(',').map(|n| n.trim().parse().expect("numbers separated by commas")).collect()
+    }
+}
+
+fn main() {
+    let args = Args(std::env::args().skip(1).filter(|a| a != "--bench").collect());
+    let gen_cpu = args.num("gen-cpu", 1);
+    pin_to(gen_cpu);
+    let fds = raise_nofile();
+    let timeout = args.num("timeout", 1500);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(timeout as u64));
+        eprintln!("reale-load: watchdog: still running after {timeout} s, stopping");
+        kill_children();
+        std::process::exit(2);
+    });
+    println!("reale-load: generator on cpu {gen_cpu}, open-file limit {fds}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        match args.0.first().map(String::as_str) {
+            Some("idle") => idle(&args).await,
+            Some("fanout") => fanout(&args).await,
+            Some("rooms") => rooms(&args, false).await,
+            Some("cross") => rooms(&args, true).await,
+            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross  (see the file's top comment)"),
+        }
+    });
+    kill_children();
+}
+
+// ---------- process plumbing ----------
+
+fn pin_to(cpu: usize) {
+    // SAFETY: plain syscalls on a zeroed cpu_set_t; affects the calling thread only,
+    // which is why it runs before any other thread exists (they inherit it).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Soft open-file limit up to the hard one; children inherit it.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur
+    }
+}
+
+fn kill_children() {
+    for pid in CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        // SAFETY: signalling a child we spawned.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Kernel slab memory (socket structures live there), in KiB.
+fn slab_kib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("Slab:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    dir: PathBuf,
+    args: Vec<String>,
+    cpu: usize,
+}
+
+impl Server {
+    async fn start(http: &Http, cpu: usize, database: Option<&str>, redis: Option<&str>) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = std::env::temp_dir().join(format!("reale_load_{}_{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let mut args: Vec<String> = ["--addr", &addr.to_string(), "--data-dir", &dir.display().to_string()].map(String::from).into();
+        for limit in ["--send-limit", "--register-limit", "--login-limit", "--login-ip-limit"] {
+            args.extend([limit.to_string(), BIG.to_string()]);
+        }
+        for (flag, url) in [("--database-url", database), ("--redis-url", redis)] {
+            if let Some(url) = url {
+                args.extend([flag.to_string(), url.to_string()]);
+            }
+        }
+        let child = Self::spawn(&args, &dir, cpu);
+        let mut server = Server { pid: child.id(), child, addr, dir, args, cpu };
+        server.wait_healthy(http).await;
+        server
+    }
+
+    fn spawn(args: &[String], dir: &std::path::Path, cpu: usize) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reale"));
+        // A clean environment (no stray DATABASE_URL/REDIS_URL); per-request INFO logs
+        // would cost the server a write per request, so warnings only.
+        cmd.args(args).env_clear().env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                // The server dies with the generator, however the generator ends.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start the reale binary");
+        CHILDREN.lock().unwrap().push(child.id());
+        child
+    }
+
+    async fn wait_healthy(&mut self, http: &Http) {
+        let started = Instant::now();
+        while !request(http, self.addr, "GET", "/healthz", None, "").await.is_ok_and(|r| r.status == StatusCode::OK) {
+            if started.elapsed() > Duration::from_secs(60) {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                panic!("server on {} not healthy after 60 s; its log:\n{log}", self.addr);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (pid, addr, cpu) = (self.pid, self.addr, self.cpu);
+        println!("server pid {pid} on {addr} (cpu {cpu}), healthy after {:.2} s, RSS {} KiB", started.elapsed().as_secs_f64(), rss_kib(pid));
+    }
+
+    /// Restarts the process on the same data: setup (argon2 for every registration)
+    /// leaves the allocator holding hundreds of MiB, which would hide what streams cost.
+    async fn restart(&mut self, http: &Http) {
+        println!("server RSS after setup: {:.1} MiB; restarting it for a clean baseline", rss_kib(self.pid) as f64 / 1024.0);
+        self.stop();
+        self.child = Self::spawn(&self.args, &self.dir, self.cpu);
+        self.pid = self.child.id();
+        self.wait_healthy(http).await;
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| *p != self.pid);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------- control-plane HTTP (hyper) ----------
+
+struct Resp {
+    status: StatusCode,
+    location: String,
+    cookie: String,
+    body: Bytes,
+}
+
+fn http_client() -> Http {
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http()
+}
+
+async fn request(http: &Http, addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Result<Resp, String> {
+    let mut builder = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    if method == "POST" {
+        builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let req = builder.body(Full::new(Bytes::from(form.to_string()))).map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(Duration::from_secs(60), http.request(req)).await.map_err(|_| "timed out".to_string())?.map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let text = |v: Option<&header::HeaderValue>| v.and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let cookie = parts.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()?.split(';').next()).collect::<Vec<_>>().join("; ");
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Resp { status: parts.status, location: text(parts.headers.get(header::LOCATION)), cookie, body })
+}
+
+fn expect_redirect(what: &str, r: Result<Resp, String>) -> Resp {
+    match r {
+        Ok(r) if r.status == StatusCode::SEE_OTHER => r,
+        Ok(r) => panic!("{what}: HTTP {} {}", r.status, String::from_utf8_lossy(&r.body[..r.body.len().min(400)])),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// Runs `f(0..n)` with `concurrency` at a time; results in index order.
+async fn par<T: Send + 'static, F: Future<Output = T> + Send + 'static>(n: usize, concurrency: usize, f: impl Fn(usize) -> F) -> Vec<T> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for i in 0..n {
+        if set.len() >= concurrency {
+            let (j, t) = set.join_next().await.expect("a task").expect("task ran");
+            out[j] = Some(t);
+        }
+        let fut = f(i);
+        set.spawn(async move { (i, fut.await) });
+    }
+    while let Some(done) = set.join_next().await {
+        let (j, t) = done.expect("task ran");
+        out[j] = Some(t);
+    }
+    out.into_iter().map(|t| t.expect("every index")).collect()
+}
+
+/// Registers `u0`..`u{n-1}` and returns their session cookies. Argon2 makes each one
+/// tens of milliseconds of server CPU, hence users hold several streams each.
+async fn register_users(http: &Http, addr: SocketAddr, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    let cookies = par(n, 4, |i| {
+        let http = http.clone();
+        async move {
+            let name = format!("u{i}");
+            let form = serde_urlencoded::to_string([("username", name.as_str()), ("email", &format!("{name}@example.org")), ("password", PASSWORD), ("display_name", "")]).expect("form");
+            let r = expect_redirect(&format!("register {name}"), request(&http, addr, "POST", "/register", None, &form).await);
+            assert!(!r.cookie.is_empty(), "registration gave no session cookie");
+            r.cookie
+        }
+    })
+    .await;
+    println!("registered {n} users in {:.1} s", started.elapsed().as_secs_f64());
+    cookies
+}
+
+/// Creates a group owned by user `owner` with `members` (user indexes, owner excluded),
+/// adding them 200 at a time (the most one form accepts). Returns the conversation id.
+async fn create_group(http: &Http, addr: SocketAddr, cookies: &[String], owner: usize, name: &str, members: &[usize]) -> i64 {
+    let names = |part: &[usize]| part.iter().map(|m| format!("u{m}")).collect::<Vec<_>>().join(",");
+    let first = &members[..members.len().min(200)];
+    let form = serde_urlencoded::to_string([("name", name), ("members", &names(first))]).expect("form");
+    let r = expect_redirect("create group", request(http, addr, "POST", "/groups", Some(&cookies[owner]), &form).await);
+    let id: i64 = r.location.trim_start_matches("/c/").parse().expect("conversation id in Location");
+    for part in members[first.len()..].chunks(200) {
+        let form = serde_urlencoded::to_string([("username", names(part))]).expect("form");
+        expect_redirect("add members", request(http, addr, "POST", &format!("/c/{id}/members"), Some(&cookies[owner]), &form).await);
+    }
+    id
+}
+
+// ---------- measurements shared by every stream ----------
+
+/// Log-linear latency histogram in microseconds: exact below 1,024 µs, then 512
+/// buckets per power of two (0.2 % resolution). Atomic so every task records into it.
+struct Hist(Vec<AtomicU64>);
+
+impl Hist {
+    fn new() -> Hist {
+        Hist((0..1024 + 40 * 512).map(|_| AtomicU64::new(0)).collect())
+    }
+    fn index(us: u64) -> usize {
+        if us < 1024 {
+            return us as usize;
+        }
+        let e = 63 - us.leading_zeros() as usize - 9;
+        (1024 + (e - 1) * 512 + ((us >> e) as usize - 512)).min(1024 + 40 * 512 - 1)
+    }
+    fn value(i: usize) -> u64 {
+        if i < 1024 {
+            return i as u64;
+        }
+        let e = (i - 1024) / 512 + 1;
+        (((i - 1024) % 512 + 512) as u64) << e
+    }
+    fn record(&self, d: Duration) {
+        self.0[Self::index(d.as_micros() as u64)].fetch_add(1, Relaxed);
+    }
+    fn reset(&self) {
+        self.0.iter().for_each(|b| b.store(0, Relaxed));
+    }
+    fn count(&self) -> u64 {
+        self.0.iter().map(|b| b.load(Relaxed)).sum()
+    }
+    /// The q-quantile in milliseconds.
+    fn ms(&self, q: f64) -> f64 {
+        let total = self.count();
+        let rank = ((total as f64 * q).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, b) in self.0.iter().enumerate() {
+            seen += b.load(Relaxed);
+            if seen >= rank {
+                return Self::value(i) as f64 / 1000.0;
+            }
+        }
+        f64::NAN
+    }
+}
+
+struct Ctx {
+    epoch: Instant,
+    /// Per message sequence number: when its POST was about to be sent (ns after epoch, +1).
+    sent: Vec<AtomicU64>,
+    latency: Hist,
+    post_latency: Hist,
+    delivered: AtomicU64,
+    expected: AtomicU64,
+    post_errors: AtomicU64,
+    bytes: AtomicU64,
+    opened: AtomicUsize,
+    failed: AtomicUsize,
+    closed: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    fn new(messages: usize) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            epoch: Instant::now(),
+            sent: (0..messages).map(|_| AtomicU64::new(0)).collect(),
+            latency: Hist::new(),
+            post_latency: Hist::new(),
+            delivered: AtomicU64::new(0),
+            expected: AtomicU64::new(0),
+            post_errors: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            opened: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            first_error: Mutex::new(None),
+        })
+    }
+    fn error(&self, e: String) {
+        self.first_error.lock().unwrap().get_or_insert(e);
+    }
+}
+
+// ---------- SSE streams (raw HTTP/1.1) ----------
+
+async fn open_stream(server: SocketAddr, source: Ipv4Addr, cookie: &str) -> Result<(TcpStream, Vec<u8>, bool), String> {
+    let e = |e: std::io::Error| e.to_string();
+    let socket = TcpSocket::new_v4().map_err(e)?;
+    socket.bind(SocketAddr::from((source, 0))).map_err(e)?;
+    let mut s = socket.connect(server).await.map_err(e)?;
+    s.set_nodelay(true).map_err(e)?;
+    let req = format!("GET /events HTTP/1.1\r\nHost: {server}\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.map_err(e)?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf).await.map_err(e)?;
+        if n == 0 {
+            return Err("closed before the response headers".into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = memchr::memmem::find(&head, b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+            if !text.starts_with("http/1.1 200") || !text.contains("text/event-stream") {
+                return Err(format!("not an event stream: {}", text.lines().next().unwrap_or("")));
+            }
+            let chunked = text.contains("transfer-encoding: chunked");
+            return Ok((s, head[end + 4..].to_vec(), chunked));
+        }
+        if head.len() > 16 * 1024 {
+            return Err("response headers too long".into());
+        }
+    }
+}
+
+/// Incremental `Transfer-Encoding: chunked` decoder (hyper streams bodies that way).
+enum Chunked {
+    Size(usize),
+    Extension(usize),
+    SizeLf(usize),
+    Data(usize),
+    DataCr,
+    DataLf,
+    Done,
+}
+
+impl Chunked {
+    /// Appends the payload in `input` to `out`; false once the final chunk arrived.
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> bool {
+        while let Some(&b) = input.first() {
+            if let Chunked::Data(left) = *self {
+                let n = left.min(input.len());
+                out.extend_from_slice(&input[..n]);
+                input = &input[n..];
+                *self = if n == left { Chunked::DataCr } else { Chunked::Data(left - n) };
+                continue;
+            }
+            *self = match *self {
+                Chunked::Size(n) => match (b as char).to_digit(16) {
+                    Some(d) => Chunked::Size(n * 16 + d as usize),
+                    None if b == b'\r' => Chunked::SizeLf(n),
+                    None if b == b'\n' => after_size(n),
+                    None => Chunked::Extension(n),
+                },
+                Chunked::Extension(n) if b == b'\n' => after_size(n),
+                Chunked::Extension(n) => Chunked::Extension(n),
+                Chunked::SizeLf(n) => after_size(n),
+                Chunked::DataCr => Chunked::DataLf,
+                Chunked::DataLf => Chunked::Size(0),
+                Chunked::Data(_) => unreachable!("handled above"),
+                Chunked::Done => return false,
+            };
+            input = &input[1..];
+        }
+        !matches!(self, Chunked::Done)
+    }
+}
+
+fn after_size(n: usize) -> Chunked {
+    if n == 0 { Chunked::Done } else { Chunked::Data(n) }
+}
+
+/// One stream's parser: de-chunks, finds `lgq<seq>q` tokens, records first sightings.
+struct Scan {
+    chunked: Option<Chunked>,
+    payload: Vec<u8>,
+    seen: Vec<u64>,
+}
+
+impl Scan {
+    fn feed(&mut self, input: &[u8], now: Instant, ctx: &Ctx) -> bool {
+        ctx.bytes.fetch_add(input.len() as u64, Relaxed);
+        let alive = match &mut self.chunked {
+            Some(c) => c.feed(input, &mut self.payload),
+            None => {
+                self.payload.extend_from_slice(input);
+                true
+            }
+        };
+        for at in TOKEN.find_iter(&self.payload) {
+            let digits = &self.payload[at + 3..];
+            let Some(len) = digits.iter().position(|b| !b.is_ascii_digit()) else { break };
+            if len == 0 || digits[len] != b'q' {
+                continue;
+            }
+            let seq: usize = std::str::from_utf8(&digits[..len]).ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
+            let (word, bit) = (seq / 64, 1u64 << (seq % 64));
+            if seq < ctx.sent.len() && self.seen[word] & bit == 0 {
+                self.seen[word] |= bit;
+                let sent = ctx.sent[seq].load(Relaxed);
+                if sent > 0 {
+                    let at = now.duration_since(ctx.epoch).as_nanos() as u64;
+                    ctx.latency.record(Duration::from_nanos(at.saturating_sub(sent - 1)));
+                    ctx.delivered.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        // Keep a tail (a token is at most 24 bytes) in case one is cut by the end of
+        // this read; a whole token rescanned from it is skipped by `seen`.
+        let cut = self.payload.len().saturating_sub(24);
+        self.payload.drain(..cut);
+        alive
+    }
+}
+
+/// Opens `count` streams for users chosen by `user_of(i)`, holding each in a task
+/// that reads until the server ends it. Waits until all are open (or failed).
+async fn open_streams(ctx: &Arc<Ctx>, server: SocketAddr, cookies: &Arc<Vec<String>>, user_of: impl Fn(usize) -> usize, range: std::ops::Range<usize>) -> Vec<JoinHandle<()>> {
+    let started = Instant::now();
+    let target = ctx.opened.load(Relaxed) + ctx.failed.load(Relaxed) + range.len();
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    let words = ctx.sent.len() / 64 + 1;
+    let mut tasks = Vec::with_capacity(range.len());
+    for i in range.clone() {
+        let (ctx, cookies, gate, user) = (ctx.clone(), cookies.clone(), gate.clone(), user_of(i));
+        let source = Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8);
+        tasks.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await.expect("gate");
+            let opened = tokio::time::timeout(Duration::from_secs(60), open_stream(server, source, &cookies[user])).await;
+            drop(permit);
+            let (mut s, first, chunked) = match opened {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(e)) => {
+                    ctx.error(e);
+                    ctx.failed.fetch_add(1, Relaxed);
+                    return;
+                }
+                Err(_) => {
+                    ctx.error("open timed out".into());
+                    ctx.failed.fetch_add(1, Relaxed);
+                    return;
+                }
+            };
+            ctx.opened.fetch_add(1, Relaxed);
+            let mut scan = Scan { chunked: chunked.then_some(Chunked::Size(0)), payload: Vec::with_capacity(256), seen: vec![0; words] };
+            let mut alive = scan.feed(&first, Instant::now(), &ctx);
+            let mut buf = vec![0u8; 8192];
+            while alive {
+                alive = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => false,
+                    Ok(n) => scan.feed(&buf[..n], Instant::now(), &ctx),
+                };
+            }
+            ctx.closed.fetch_add(1, Relaxed);
+        }));
+    }
+    while ctx.opened.load(Relaxed) + ctx.failed.load(Relaxed) < target && started.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "streams: {} more opened in {secs:.2} s ({:.0}/s); {} open, {} failed{}",
+        range.len(),
+        range.len() as f64 / secs,
+        ctx.opened.load(Relaxed) - ctx.closed.load(Relaxed),
+        ctx.failed.load(Relaxed),
+        ctx.first_error.lock().unwrap().as_deref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
+    );
+    tasks
+}
+
+// ---------- sending and measuring ----------
+
+/// A conversation messages go to: who may send there, and how many streams hear it.
+struct Target {
+    conv: i64,
+    senders: Vec<usize>,
+    streams: u64,
+}
+
+/// Sends `rate` messages/s for `secs` seconds on a fixed schedule (open loop), spread
+/// round-robin over `targets`, then waits for deliveries to stop; prints one table row.
+#[allow(clippy::too_many_arguments)]
+async fn run_phase(ctx: &Arc<Ctx>, http: &Http, post_to: SocketAddr, cookies: &Arc<Vec<String>>, targets: &Arc<Vec<Target>>, first_seq: usize, rate: usize, secs: usize, pids: &[u32], label: &str) {
+    for h in [&ctx.latency, &ctx.post_latency] {
+        h.reset();
+    }
+    for c in [&ctx.delivered, &ctx.expected, &ctx.post_errors, &ctx.bytes] {
+        c.store(0, Relaxed);
+    }
+    let closed_before = ctx.closed.load(Relaxed);
+    let total = rate * secs;
+    let server_cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+    let (server0, gen0) = (server_cpu(), cpu_secs(std::process::id()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
+    let start = Instant::now();
+    let mut i = 0;
+    while i < total {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize + 1).min(total);
+        while i < due {
+            let permit = gate.clone().acquire_owned().await.expect("gate");
+            let seq = first_seq + i;
+            let target = &targets[i % targets.len()];
+            let sender = target.senders[(i / targets.len()) % target.senders.len()];
+            let (conv, streams) = (target.conv, target.streams);
+            let (ctx, http, cookies) = (ctx.clone(), http.clone(), cookies.clone());
+            tokio::spawn(async move {
+                let form = format!("body=lgq{seq}q&client_id=lg{seq}");
+                let path = format!("/c/{conv}/messages");
+                let t0 = Instant::now();
+                ctx.sent[seq].store(t0.duration_since(ctx.epoch).as_nanos() as u64 + 1, Relaxed);
+                match request(&http, post_to, "POST", &path, Some(&cookies[sender]), &form).await {
+                    Ok(r) if r.status == StatusCode::SEE_OTHER => {
+                        ctx.post_latency.record(t0.elapsed());
+                        ctx.expected.fetch_add(streams, Relaxed);
+                    }
+                    other => {
+                        ctx.post_errors.fetch_add(1, Relaxed);
+                        ctx.error(match other {
+                            Ok(r) => format!("send: HTTP {} {}", r.status, String::from_utf8_lossy(&r.body[..r.body.len().min(200)])),
+                            Err(e) => format!("send: {e}"),
+                        });
+                    }
+                }
+                drop(permit);
+            });
+            i += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _all_sent = gate.acquire_many(MAX_INFLIGHT as u32).await.expect("gate");
+    let send_secs = start.elapsed().as_secs_f64();
+    // Deliveries are done when all expected arrived, or nothing arrived for 5 s.
+    let (mut last, mut last_at) = (ctx.delivered.load(Relaxed), Instant::now());
+    let mut done_at = start.elapsed();
+    while ctx.delivered.load(Relaxed) < ctx.expected.load(Relaxed) && last_at.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = ctx.delivered.load(Relaxed);
+        if now != last {
+            (last, last_at, done_at) = (now, Instant::now(), start.elapsed());
+        }
+    }
+    let wall = done_at.as_secs_f64().max(send_secs);
+    let (server1, gen1) = (server_cpu(), cpu_secs(std::process::id()));
+    let (delivered, expected) = (ctx.delivered.load(Relaxed), ctx.expected.load(Relaxed));
+    let sent_ok = total as u64 - ctx.post_errors.load(Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "| {label} | {rate} | {:.0} | {:.0} | {delivered} / {expected} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.0} % | {:.0} % | {} |",
+        sent_ok as f64 / send_secs.max(secs as f64),
+        delivered as f64 / wall,
+        ctx.latency.ms(0.5),
+        ctx.latency.ms(0.99),
+        ctx.latency.ms(1.0),
+        ctx.post_latency.ms(0.5),
+        ctx.post_latency.ms(0.99),
+        (server1 - server0) / elapsed * 100.0,
+        (gen1 - gen0) / elapsed * 100.0,
+        ctx.closed.load(Relaxed) - closed_before,
+    );
+    if let Some(per) = ctx.bytes.load(Relaxed).checked_div(delivered) {
+        println!("  ({per} bytes of stream per delivery; {} send errors)", ctx.post_errors.load(Relaxed));
+    }
+    if let Some(e) = ctx.first_error.lock().unwrap().take() {
+        println!("  first error: {e}");
+    }
+    if expected > 0 && delivered == 0 {
+        println!("  NOT MEASURABLE: no message reached any stream within 5 s of the last send");
+    }
+}
+
+const HEADER: &str = "| case | target msg/s | sent msg/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | POST p50 / p99 ms | server CPU | generator CPU | streams dropped |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+// ---------- commands ----------
+
+async fn idle(args: &Args) {
+    let n: usize = args.0.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let users = args.num("users", 100);
+    let http = http_client();
+    let mut server = Server::start(&http, args.num("server-cpu", 0), None, None).await;
+    let cookies = Arc::new(register_users(&http, server.addr, users).await);
+    if args.get("restart", "yes") == "yes" {
+        server.restart(&http).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let me = std::process::id();
+    let (rss0, kernel0, gen0) = (rss_kib(server.pid), slab_kib(), rss_kib(me));
+    let ctx = Ctx::new(1);
+    let started = Instant::now();
+    let tasks = open_streams(&ctx, server.addr, &cookies, |i| i % users, 0..n).await;
+    let open_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let open = ctx.opened.load(Relaxed) - ctx.closed.load(Relaxed);
+    let (rss1, kernel1, gen1) = (rss_kib(server.pid), slab_kib(), rss_kib(me));
+    tokio::time::sleep(Duration::from_secs(args.num("hold", 10) as u64)).await;
+    let still = ctx.opened.load(Relaxed) - ctx.closed.load(Relaxed);
+    let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / open.max(1) as f64;
+    println!("| streams asked | open | failed | open time s | server RSS before → after | server RSS per stream | kernel slab per connection (both ends) | generator RSS per stream | still open after hold |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} | {open} | {} | {open_secs:.2} | {:.1} → {:.1} MiB | {:.1} KiB | {:.1} KiB | {:.1} KiB | {still} |",
+        ctx.failed.load(Relaxed),
+        rss0 as f64 / 1024.0,
+        rss1 as f64 / 1024.0,
+        per(rss0, rss1),
+        per(kernel0, kernel1),
+        per(gen0, gen1),
+    );
+    if let Some(e) = ctx.first_error.lock().unwrap().as_deref() {
+        println!("  first error: {e}");
+    }
+    tasks.iter().for_each(JoinHandle::abort);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("after closing every stream: server RSS {:.1} MiB", rss_kib(server.pid) as f64 / 1024.0);
+}
+
+async fn fanout(args: &Args) {
+    let (sizes, rates) = (args.list("subs", "1000,10000"), args.list("rates", "10,100"));
+    let (users, secs) = (args.num("users", 500), args.num("secs", 10));
+    let http = http_client();
+    let mut server = Server::start(&http, args.num("server-cpu", 0), None, None).await;
+    let cookies = Arc::new(register_users(&http, server.addr, users).await);
+    let members: Vec<usize> = (1..users).collect();
+    let conv = create_group(&http, server.addr, &cookies, 0, "fanout", &members).await;
+    server.restart(&http).await;
+    println!("group {conv} with {users} members; streams are spread evenly over them");
+    let ctx = Ctx::new(sizes.len() * rates.iter().sum::<usize>() * secs + 1);
+    let (mut tasks, mut seq) = (Vec::new(), 0);
+    for &size in &sizes {
+        let have = ctx.opened.load(Relaxed);
+        tasks.extend(open_streams(&ctx, server.addr, &cookies, |i| i % users, have..size.max(have)).await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("server RSS with {size} streams: {:.1} MiB\n\n{HEADER}", rss_kib(server.pid) as f64 / 1024.0);
+        for &rate in &rates {
+            let streams = (ctx.opened.load(Relaxed) - ctx.closed.load(Relaxed)) as u64;
+            let targets = Arc::new(vec![Target { conv, senders: vec![0], streams }]);
+            let label = format!("1 group, {streams} streams");
+            run_phase(&ctx, &http, server.addr, &cookies, &targets, seq, rate, secs, &[server.pid], &label).await;
+            seq += rate * secs;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        println!();
+    }
+    tasks.iter().for_each(JoinHandle::abort);
+}
+
+/// `rooms` (one SQLite instance) and `cross` (two instances on Postgres + Redis: posts
+/// to A, streams on B). Member k of room r is user (r + k·users/members) mod users, so
+/// every user is in rooms·members/users rooms and every room has distinct members.
+async fn rooms(args: &Args, cross: bool) {
+    let (room_count, members, users) = (args.num("rooms", 1000), args.num("members", 10), args.num("users", 1000));
+    let (per_user, secs) = (args.num("streams-per-user", 1), args.num("secs", 10));
+    let rates = args.list("rates", if cross { "5000" } else { "2000,10000" });
+    assert!(users >= members, "need at least as many users as members per room");
+    let http = http_client();
+    let cpu = args.num("server-cpu", 0);
+    let mut pg = None;
+    let (mut a, mut b) = if cross {
+        let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let name = format!("reale_bench_{}", std::process::id());
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&base).await.expect("Postgres reachable (TEST_DATABASE_URL)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+        let url = format!("{}/{name}", base.rsplit_once('/').expect("database URL").0);
+        pg = Some((base, name));
+        let a = Server::start(&http, cpu, Some(&url), Some(&redis)).await;
+        let b = Server::start(&http, cpu, Some(&url), Some(&redis)).await;
+        (a, Some(b))
+    } else {
+        (Server::start(&http, cpu, None, None).await, None)
+    };
+    let cookies = Arc::new(register_users(&http, a.addr, users).await);
+    let step = users / members;
+    let member_lists: Vec<Vec<usize>> = (0..room_count).map(|r| (0..members).map(|k| (r + k * step) % users).collect()).collect();
+    let started = Instant::now();
+    let convs = par(room_count, 8, |r| {
+        let (http, cookies, list, addr) = (http.clone(), cookies.clone(), member_lists[r].clone(), a.addr);
+        async move { create_group(&http, addr, &cookies, list[0], &format!("room {r}"), &list[1..]).await }
+    })
+    .await;
+    println!("created {room_count} groups of {members} in {:.1} s; each user is in {} rooms", started.elapsed().as_secs_f64(), room_count * members / users);
+    a.restart(&http).await;
+    if let Some(b) = b.as_mut() {
+        b.restart(&http).await;
+    }
+    let stream_server = b.as_ref().unwrap_or(&a);
+    let targets: Arc<Vec<Target>> =
+        Arc::new(convs.iter().zip(&member_lists).map(|(&conv, list)| Target { conv, senders: list.clone(), streams: (members * per_user) as u64 }).collect());
+    let ctx = Ctx::new(rates.iter().sum::<usize>() * secs + 1);
+    let tasks = open_streams(&ctx, stream_server.addr, &cookies, |i| i % users, 0..users * per_user).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pids: Vec<u32> = [Some(a.pid), b.as_ref().map(|b| b.pid)].into_iter().flatten().collect();
+    let where_ = if cross { "A → B" } else { "1 instance" };
+    println!("\n{HEADER}");
+    let mut seq = 0;
+    for &rate in &rates {
+        let label = format!("{room_count} rooms × {members}, {where_}");
+        run_phase(&ctx, &http, a.addr, &cookies, &targets, seq, rate, secs, &pids, &label).await;
+        seq += rate * secs;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    tasks.iter().for_each(JoinHandle::abort);
+    drop((a, b));
+    if let Some((base, name)) = pg {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        }
+    }
+}
