@@ -130,6 +130,8 @@ function afterLive(added, lastBefore) {
   if (!list) return;
   const arrived = added.filter((el) => el.parentElement === list && el.classList.contains("message"));
   if (arrived.length === 0) return;
+  const empty = document.getElementById("no-messages");
+  if (empty) empty.hidden = true;
   const last = list.lastElementChild;
   if (last && last !== lastBefore && nearBottom()) last.scrollIntoView({ block: "end" });
   scheduleRead();

@@ -63,7 +63,18 @@ pub(crate) async fn with_two_browsers(
     names: [&'static str; 2],
     flow: impl AsyncFnOnce(&str, &Browser, &Browser),
 ) {
+    with_two_browsers_on(Backend::Sqlite, what, javascript, args, names, flow).await;
+}
 
+/// `with_two_browsers` on the given backend (a missing Postgres skips, or fails under CI).
+pub(crate) async fn with_two_browsers_on(
+    backend: Backend,
+    what: &str,
+    javascript: bool,
+    args: &[&str],
+    names: [&'static str; 2],
+    flow: impl AsyncFnOnce(&str, &Browser, &Browser),
+) {
     let started = Instant::now();
     let mode = if javascript { "with JavaScript" } else { "without JavaScript" };
     let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
@@ -77,7 +88,7 @@ pub(crate) async fn with_two_browsers(
         Ok(driver) => driver,
         Err(why) => return skip(&why),
     };
-    let Some(app) = TestApp::spawn_with(Backend::Sqlite, args).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, args).await else { return };
     let base = format!("http://{}", app.serve().await);
 
     let a = match driver.browser(names[0], &chromium, javascript).await {
@@ -99,8 +110,8 @@ pub(crate) async fn with_two_browsers(
     b.close().await;
     drop(driver);
     match outcome {
-        Ok(Ok(())) => println!("browser {what} flow {mode}: passed in {:.1} s", started.elapsed().as_secs_f64()),
-        Ok(Err(_)) => panic!("browser {what} flow {mode} did not finish within {FLOW_LIMIT:?}"),
+        Ok(Ok(())) => println!("browser {what} flow {mode} on {backend:?}: passed in {:.1} s", started.elapsed().as_secs_f64()),
+        Ok(Err(_)) => panic!("browser {what} flow {mode} on {backend:?} did not finish within {FLOW_LIMIT:?}"),
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }

@@ -6,6 +6,7 @@ mod accounts;
 mod conversations;
 mod browser;
 mod browser_chat;
+mod browser_live;
 mod operations;
 mod realtime;
 mod search;
