@@ -120,7 +120,6 @@ pub async fn send(
     compose.oob = true;
     let mut html = if created { render_message(&state, &access, message_id).await? } else { String::new() };
     html.push_str(&ComposeFragment { compose }.render()?);
-    html.push_str(r#"<p id="no-messages" hx-swap-oob="delete"></p>"#);
     Ok(Html(html).into_response())
 }
 
