@@ -2,11 +2,19 @@
 //! ("events were committed": the log itself stays the source, so a lost message only
 //! delays delivery until the next wake-up or poll), typing pings, presence changes
 //! and revoked devices. Presence counts connections on all instances through one
-//! hash per user, a field per instance with an expiry, refreshed while connected, so
-//! a killed instance's users go offline once its fields expire.
+//! hash per user, a field per instance with an expiry, refreshed while connected (and
+//! rewritten at once when Redis comes back, perhaps empty), so a killed instance's
+//! users go offline once its fields expire and stay missing for two checks.
+//!
+//! Channels and keys are named after the database (`reale:{db}:…`): instances of one
+//! deployment share them, while another deployment (or test) on the same Redis, whose
+//! user, conversation and device ids overlap with ours, stays out of them.
+//!
+//! No call waits on Redis for long: while it is down, pub/sub and presence degrade
+//! (the log and the poll still deliver events) instead of stalling streams and pages.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use fred::clients::{Client, Pool};
@@ -14,22 +22,55 @@ use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterfac
 use fred::prelude::{Builder, Config as RedisConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::store::{Store, now_ms};
+use crate::store::{Db, Store, now_ms};
 
 use super::Realtime;
 
-const EVENTS: &str = "reale:events";
-const LIVE: &str = "reale:live";
 /// A presence field lives this long unless refreshed.
 const PRESENCE_TTL_MS: i64 = 20_000;
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// Longest wait for one Redis command (they queue while Redis is unreachable).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs a Redis command, giving up after `COMMAND_TIMEOUT`.
+async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, command).await.ok()?.ok()
+}
+
+/// This deployment's channel and key names.
+struct Names {
+    events: String,
+    live: String,
+    presence: String,
+}
+
+impl Names {
+    fn new(namespace: &str) -> Names {
+        Names {
+            events: format!("reale:{namespace}:events"),
+            live: format!("reale:{namespace}:live"),
+            presence: format!("reale:{namespace}:presence:"),
+        }
+    }
+}
+
+/// What names the deployment: the database every instance of it shares.
+async fn namespace(store: &Store) -> Result<String, sqlx::Error> {
+    match &store.db {
+        Db::Sqlite(pool) => sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_one(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar("SELECT current_database()::text").fetch_one(pool).await,
+    }
+}
 
 pub struct Bus {
     publisher: Pool,
     subscriber: Client,
     instance: String,
     wake: Arc<Notify>,
+    /// Set by `start`, before anything is published.
+    names: OnceLock<Names>,
     /// Users with a stream on this instance, refreshed in Redis.
     local: Mutex<HashSet<i64>>,
     /// Users this instance believes online elsewhere: rechecked, so a killed
@@ -48,10 +89,6 @@ enum Live {
     Revoke { from: String, d: Vec<i64> },
 }
 
-fn key(user_id: i64) -> String {
-    format!("reale:presence:{user_id}")
-}
-
 impl Bus {
     pub async fn connect(url: &str) -> Result<Bus, fred::error::Error> {
         let publisher = crate::accounts::session::connect_redis(url).await?;
@@ -66,6 +103,7 @@ impl Bus {
             subscriber,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             wake: Arc::new(Notify::new()),
+            names: OnceLock::new(),
             local: Mutex::default(),
             remote: Mutex::default(),
         })
@@ -76,15 +114,42 @@ impl Bus {
         self.wake.clone()
     }
 
+    fn names(&self) -> &Names {
+        // `start` sets them before the bus is used; the fallback only serves a bus
+        // that was never started.
+        self.names.get_or_init(|| Names::new("default"))
+    }
+
+    fn key(&self, user_id: i64) -> String {
+        format!("{}{user_id}", self.names().presence)
+    }
+
     pub async fn start(&self, store: Store, realtime: Weak<Realtime>) -> Result<(), fred::error::Error> {
-        self.subscriber.subscribe(vec![EVENTS, LIVE]).await?;
+        let namespace = namespace(&store)
+            .await
+            .map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, format!("naming the Redis channels: {e}")))?;
+        let _ = self.names.set(Names::new(&namespace));
+        let (events, live) = (self.names().events.clone(), self.names().live.clone());
+        self.subscriber.subscribe(vec![events.clone(), live.clone()]).await?;
         // Messages from Redis.
         let mut messages = self.subscriber.message_rx();
         let (wake, me, listener_store, listener_rt) = (self.wake.clone(), self.instance.clone(), store.clone(), realtime.clone());
+        let events_channel = events.clone();
         tokio::spawn(async move {
-            while let Ok(message) = messages.recv().await {
+            loop {
+                let message = match messages.recv().await {
+                    Ok(message) => message,
+                    // Fell behind and missed some: whatever they announced is in the
+                    // log, so read it; typing and presence catch up with their next change.
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fell behind on Redis messages");
+                        wake.notify_one();
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
                 let Some(text) = message.value.as_string() else { continue };
-                if message.channel == EVENTS {
+                if message.channel == events_channel {
                     if text != me {
                         wake.notify_one();
                     }
@@ -110,13 +175,24 @@ impl Bus {
         // After a reconnect the subscriptions are gone and messages may have been
         // missed: subscribe again and read the log.
         let mut reconnects = self.subscriber.reconnect_rx();
-        let (subscriber, wake) = (self.subscriber.clone(), self.wake.clone());
+        let (subscriber, wake, reconnect_rt) = (self.subscriber.clone(), self.wake.clone(), realtime.clone());
+        let channels = vec![events.clone(), live];
         tokio::spawn(async move {
-            while reconnects.recv().await.is_ok() {
-                if let Err(error) = subscriber.subscribe(vec![EVENTS, LIVE]).await {
+            loop {
+                match reconnects.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+                if let Err(error) = subscriber.subscribe(channels.clone()).await {
                     tracing::warn!(%error, "resubscribing to Redis failed");
                 }
                 wake.notify_one();
+                // A restarted Redis may have come back empty: put our users' presence
+                // back now rather than at the next refresh.
+                let Some(realtime) = reconnect_rt.upgrade() else { return };
+                if let Some(bus) = &realtime.bus {
+                    bus.write_presence(&bus.local_users()).await;
+                }
             }
         });
         // Local commits: tell the other instances.
@@ -124,23 +200,29 @@ impl Bus {
         let (publisher, me) = (self.publisher.clone(), self.instance.clone());
         tokio::spawn(async move {
             while commits.changed().await.is_ok() {
-                let _: Result<i64, _> = publisher.next().publish(EVENTS, me.as_str()).await;
+                let _: Option<i64> = bounded(publisher.next().publish(events.as_str(), me.as_str())).await;
             }
         });
         // Presence upkeep: refresh our users' fields; recheck users seen online elsewhere.
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+            let mut missing: HashSet<i64> = HashSet::new();
             loop {
                 tick.tick().await;
                 let Some(realtime) = realtime.upgrade() else { return };
                 let Some(bus) = &realtime.bus else { return };
-                let local: Vec<i64> = bus.local.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-                for user in local {
-                    bus.write_presence(user).await;
-                }
+                bus.write_presence(&bus.local_users()).await;
                 let remote: Vec<i64> = bus.remote.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-                let still = bus.online_among(&remote).await;
-                for user in remote.into_iter().filter(|u| !still.contains(u) && !realtime.hub.is_connected(*u)) {
+                // Without an answer from Redis, nobody is announced offline.
+                let Some(still) = bus.lookup(&remote).await else { continue };
+                let absent: HashSet<i64> =
+                    remote.into_iter().filter(|u| !still.contains(u) && !realtime.hub.is_connected(*u)).collect();
+                // Missing once may be Redis having restarted empty before the instance
+                // holding the user's stream wrote it again; missing twice, they are gone.
+                let gone: Vec<i64> = absent.intersection(&missing).copied().collect();
+                missing = absent;
+                for user in gone {
+                    missing.remove(&user);
                     bus.remote.lock().unwrap_or_else(|p| p.into_inner()).remove(&user);
                     realtime.announce_presence(&store, user, false).await;
                 }
@@ -149,44 +231,75 @@ impl Bus {
         Ok(())
     }
 
-    async fn write_presence(&self, user_id: i64) {
+    fn local_users(&self) -> Vec<i64> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect()
+    }
+
+    /// Writes (refreshes) this instance's presence field for `users`.
+    async fn write_presence(&self, users: &[i64]) {
+        if users.is_empty() {
+            return;
+        }
         let until = now_ms() + PRESENCE_TTL_MS;
-        let _: Result<i64, _> = self.publisher.hset(key(user_id), (self.instance.as_str(), until)).await;
-        let _: Result<i64, _> = self.publisher.pexpire(key(user_id), PRESENCE_TTL_MS * 3, None).await;
+        let writes = async {
+            for &user in users {
+                let key = self.key(user);
+                let _: i64 = self.publisher.hset(&key, (self.instance.as_str(), until)).await?;
+                let _: i64 = self.publisher.pexpire(&key, PRESENCE_TTL_MS * 3, None).await?;
+            }
+            Ok::<_, fred::error::Error>(())
+        };
+        let _ = bounded(writes).await;
     }
 
     pub fn mark_online(self: &Bus, user_id: i64) {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id);
-        let (publisher, instance) = (self.publisher.clone(), self.instance.clone());
+        let (publisher, instance, key) = (self.publisher.clone(), self.instance.clone(), self.key(user_id));
         tokio::spawn(async move {
             let until = now_ms() + PRESENCE_TTL_MS;
-            let _: Result<i64, _> = publisher.hset(key(user_id), (instance.as_str(), until)).await;
-            let _: Result<i64, _> = publisher.pexpire(key(user_id), PRESENCE_TTL_MS * 3, None).await;
+            let _: Option<i64> = bounded(publisher.hset(&key, (instance.as_str(), until))).await;
+            let _: Option<i64> = bounded(publisher.pexpire(&key, PRESENCE_TTL_MS * 3, None)).await;
         });
     }
 
     pub async fn mark_offline(&self, user_id: i64) {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_id);
-        let _: Result<i64, _> = self.publisher.hdel(key(user_id), self.instance.as_str()).await;
+        let _: Option<i64> = bounded(self.publisher.hdel(self.key(user_id), self.instance.as_str())).await;
     }
 
-    /// Which of `users` have an unexpired presence field from any instance.
+    /// Which of `users` have an unexpired presence field from any instance (none
+    /// while Redis is unreachable).
     pub async fn online_among(&self, users: &[i64]) -> HashSet<i64> {
-        let now = now_ms();
-        let mut online = HashSet::new();
-        for &user in users {
-            let values: Vec<i64> = self.publisher.hvals(key(user)).await.unwrap_or_default();
-            if values.iter().any(|&until| until > now) {
-                online.insert(user);
-            }
+        self.lookup(users).await.unwrap_or_default()
+    }
+
+    /// Like `online_among`, but None when Redis did not answer: not knowing is not
+    /// the same as offline.
+    async fn lookup(&self, users: &[i64]) -> Option<HashSet<i64>> {
+        if users.is_empty() {
+            return Some(HashSet::new());
         }
+        let now = now_ms();
+        let lookups = async {
+            let mut online = HashSet::new();
+            for &user in users {
+                let values: Vec<i64> = self.publisher.hvals(self.key(user)).await?;
+                if values.iter().any(|&until| until > now) {
+                    online.insert(user);
+                }
+            }
+            Ok::<_, fred::error::Error>(online)
+        };
+        // One bound for all of them: a page listing many people must not wait on
+        // each in turn while Redis is unreachable.
+        let online = bounded(lookups).await?;
         self.remote.lock().unwrap_or_else(|p| p.into_inner()).extend(online.iter().copied());
-        online
+        Some(online)
     }
 
     async fn publish(&self, message: Live) {
         if let Ok(text) = serde_json::to_string(&message) {
-            let _: Result<i64, _> = self.publisher.next().publish(LIVE, text).await;
+            let _: Option<i64> = bounded(self.publisher.next().publish(self.names().live.as_str(), text)).await;
         }
     }
 
@@ -195,7 +308,15 @@ impl Bus {
         self.publish(message).await;
     }
 
+    /// Tells the other instances to announce the user's presence. They read it from
+    /// Redis, so this instance's field is written first: `mark_online` writes it in
+    /// the background, and an announcement overtaking that write would be read as
+    /// "offline" over there.
     pub async fn publish_presence(&self, user_id: i64) {
+        let here = self.local.lock().unwrap_or_else(|p| p.into_inner()).contains(&user_id);
+        if here {
+            self.write_presence(&[user_id]).await;
+        }
         self.publish(Live::Presence { from: self.instance.clone(), u: user_id }).await;
     }
 

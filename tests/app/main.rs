@@ -9,5 +9,6 @@ mod browser_chat;
 mod browser_live;
 mod operations;
 mod realtime;
+mod scale;
 mod search;
 mod security;
