@@ -34,6 +34,9 @@ pub async fn connect_redis(url: &str) -> Result<fred::clients::Pool, fred::error
         .with_connection_config(|c| {
             c.connection_timeout = std::time::Duration::from_secs(3);
         })
+        // fred queues commands while disconnected; without a timeout a request would
+        // wait on its session for as long as Redis is down.
+        .with_performance_config(|p| p.default_command_timeout = std::time::Duration::from_secs(2))
         .set_policy(fred::types::config::ReconnectPolicy::new_constant(0, 500))
         .build_pool(4)?;
     pool.init().await?;
