@@ -40,7 +40,7 @@ pub struct Realtime {
     pub typing: Typing,
     pub bus: Option<Bus>,
     /// Users whose last stream closed less than `presence::GRACE` ago.
-    leaving: std::sync::Mutex<HashSet<i64>>,
+    pub(crate) leaving: std::sync::Mutex<HashSet<i64>>,
 }
 
 impl Realtime {

@@ -160,7 +160,9 @@ impl Stream {
             tokio::select! {
                 delivery = self.rx.recv() => match delivery {
                     Some(delivery) => {
-                        if self.handle(&delivery).await.is_err() {
+                        // Boxed: `handle` may await queries, and an idle stream should
+                        // not carry room for their state (≈11 KB) while it waits.
+                        if Box::pin(self.handle(&delivery)).await.is_err() {
                             // Could not add this viewer's touches: end, and let the
                             // browser resume from its cursor.
                             self.done = true;
@@ -270,4 +272,35 @@ struct TypingView {
 #[template(path = "conversations/_typing.html")]
 struct TypingFragment {
     t: TypingView,
+}
+
+#[cfg(test)]
+mod tests {
+    /// What an idle stream holds while it waits is the `next()` future: it must stay
+    /// small (an unboxed `handle` made it ≈11 KB per connection).
+    #[tokio::test]
+    async fn an_idle_stream_holds_little() {
+        let store = crate::store::Store::connect("sqlite::memory:").await.expect("db");
+        let realtime = std::sync::Arc::new(super::Realtime {
+            hub: Default::default(),
+            typing: Default::default(),
+            bus: None,
+            leaving: Default::default(),
+        });
+        let (_tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut stream = super::Stream {
+            user_id: 1,
+            store,
+            realtime,
+            stream_id: 1,
+            rx,
+            queue: Default::default(),
+            last_id: 0,
+            badges: Default::default(),
+            heartbeat: tokio::time::interval(std::time::Duration::from_secs(1)),
+            done: true,
+        };
+        let waiting = std::mem::size_of_val(&stream.next());
+        assert!(waiting < 1024, "the waiting future takes {waiting} bytes");
+    }
 }
