@@ -117,12 +117,32 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 .unwrap_or_else(|_| "reale=info,tower_http=info,warn".into()),
         )
         .init();
+    tune_process();
     let addr = config.addr;
     let state = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Listen(addr, e))?;
     let local = listener.local_addr().map_err(|e| StartError::Listen(addr, e))?;
     println!("Reale listening on http://{local} ({} database)", state.store.backend_name());
     serve(listener, state, shutdown_signal()).await.map_err(StartError::Serve)
+}
+
+/// Process settings a long-running server wants.
+fn tune_process() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt and get/setrlimit are called before any other thread allocates
+    // or opens files, with valid arguments; failures leave the defaults in place.
+    unsafe {
+        // glibc raises its mmap threshold after freeing a large block, so the 19 MiB
+        // argon2 buffers then come from the heap and stay: 300 registrations left 1.6 GB
+        // of RSS. A fixed threshold returns them to the system (27 MB after the same).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        // Every live stream is a socket: take all the file descriptors we may.
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 async fn shutdown_signal() {
