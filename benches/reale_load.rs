@@ -192,7 +192,8 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reale"));
         // A clean environment (no stray DATABASE_URL/REDIS_URL); per-request INFO logs
         // would cost the server a write per request, so warnings only.
-        cmd.args(args).env_clear().env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // The server logs to stdout.
+        cmd.args(args).env_clear().env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             use std::os::unix::process::CommandExt;
