@@ -160,9 +160,7 @@ impl Stream {
             tokio::select! {
                 delivery = self.rx.recv() => match delivery {
                     Some(delivery) => {
-                        // Boxed: `handle` may await queries, and an idle stream should
-                        // not carry room for their state (≈11 KB) while it waits.
-                        if Box::pin(self.handle(&delivery)).await.is_err() {
+                        if self.handle(&delivery).await.is_err() {
                             // Could not add this viewer's touches: end, and let the
                             // browser resume from its cursor.
                             self.done = true;
@@ -222,7 +220,9 @@ impl Stream {
                     let (unread, mentioned) = if caught_up {
                         (0, 0)
                     } else {
-                        match conversation_store::sidebar_row(&self.store, me, c).await? {
+                        // Boxed, like every query here: the futures of rare queries would
+                        // otherwise make every idle stream's waiting state ≈11 KB.
+                        match Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
                             Some(row) => (row.unread, row.mentioned),
                             None => (0, 0),
                         }
@@ -235,10 +235,10 @@ impl Stream {
                     self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
                 }
                 Kind::Joined => {
-                    if let Some(row) = conversation_store::sidebar_row(&self.store, me, c).await? {
+                    if let Some(row) = Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
                         self.badges.insert(c, Badge { unread: row.unread, mentioned: row.mentioned, last_message_id: row.last_message_id });
                         let others: Vec<i64> = row.other_id.into_iter().collect();
-                        let online = self.realtime.online_among(&others).await;
+                        let online = Box::pin(self.realtime.online_among(&others)).await;
                         let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
                         if let Some(item) = items.first() {
                             let html = SidebarItemFragment { c: item }.render()?;
@@ -277,7 +277,7 @@ struct TypingFragment {
 #[cfg(test)]
 mod tests {
     /// What an idle stream holds while it waits is the `next()` future: it must stay
-    /// small (an unboxed `handle` made it ≈11 KB per connection).
+    /// small (unboxed queries in `handle` made it ≈11 KB per connection).
     #[tokio::test]
     async fn an_idle_stream_holds_little() {
         let store = crate::store::Store::connect("sqlite::memory:").await.expect("db");
