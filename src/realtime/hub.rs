@@ -121,7 +121,7 @@ impl Hub {
         }
     }
 
-    /// Users with a stream here.
+    /// Whether the user has a stream here.
     pub fn is_connected(&self, user_id: i64) -> bool {
         self.lock().users.get(&user_id).is_some_and(|e| !e.streams.is_empty())
     }
@@ -138,8 +138,8 @@ impl Hub {
     }
 
     /// Hands committed events (in id order) to the streams that may see them, applying
-    /// membership changes in between. `joined` lists, for conversations created by
-    /// these events, nothing more is needed: a `Joined` event names its user.
+    /// membership changes where they fall in that order (a `Joined` or `Left` event
+    /// names its user, so new conversations need no lookup).
     pub fn deliver(&self, deliveries: Vec<Arc<Delivery>>, upto: i64) {
         let mut state = self.lock();
         let mut stuck: Vec<(i64, u64)> = Vec::new();
