@@ -119,8 +119,12 @@ pub async fn render_page(
     let title = conversation_title(access, &members);
     let latest = messages.last().filter(|m| m.id == access.conversation.last_message_id).map(|m| (m.id, m.author_id, m.system));
     let seen = views::seen(id, access.is_dm(), latest, &members);
+    // The member row already holds the status and "last seen"; only "online" is asked.
     let dm_presence = match members.iter().find(|m| m.user_id != user.id) {
-        Some(other) if access.is_dm() => Some(state.realtime.presence_of(&state.store, other.user_id).await?),
+        Some(other) if access.is_dm() => {
+            let online = state.realtime.online_among(&[other.user_id]).await.contains(&other.user_id);
+            Some(crate::realtime::presence::view(other.user_id, &other.presence, online, other.last_seen_at))
+        }
         _ => None,
     };
     let mut page_shell = Page::new(title.clone(), Some(user));

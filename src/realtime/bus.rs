@@ -235,31 +235,28 @@ impl Bus {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect()
     }
 
-    /// Writes (refreshes) this instance's presence field for `users`.
+    /// Writes (refreshes) this instance's presence field for `users`, in one pipeline.
     async fn write_presence(&self, users: &[i64]) {
         if users.is_empty() {
             return;
         }
         let until = now_ms() + PRESENCE_TTL_MS;
         let writes = async {
+            let pipeline = self.publisher.next().pipeline();
             for &user in users {
                 let key = self.key(user);
-                let _: i64 = self.publisher.hset(&key, (self.instance.as_str(), until)).await?;
-                let _: i64 = self.publisher.pexpire(&key, PRESENCE_TTL_MS * 3, None).await?;
+                let _: () = pipeline.hset(&key, (self.instance.as_str(), until)).await?;
+                let _: () = pipeline.pexpire(&key, PRESENCE_TTL_MS * 3, None).await?;
             }
-            Ok::<_, fred::error::Error>(())
+            pipeline.all::<fred::types::Value>().await.map(|_| ())
         };
         let _ = bounded(writes).await;
     }
 
-    pub fn mark_online(self: &Bus, user_id: i64) {
+    /// Counts the user as connected here. Their field is written by `publish_presence`
+    /// (which announcing them does first) and kept fresh by the refresh loop.
+    pub fn mark_online(&self, user_id: i64) {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id);
-        let (publisher, instance, key) = (self.publisher.clone(), self.instance.clone(), self.key(user_id));
-        tokio::spawn(async move {
-            let until = now_ms() + PRESENCE_TTL_MS;
-            let _: Option<i64> = bounded(publisher.hset(&key, (instance.as_str(), until))).await;
-            let _: Option<i64> = bounded(publisher.pexpire(&key, PRESENCE_TTL_MS * 3, None)).await;
-        });
     }
 
     pub async fn mark_offline(&self, user_id: i64) {
@@ -281,9 +278,14 @@ impl Bus {
         }
         let now = now_ms();
         let lookups = async {
-            let mut online = HashSet::new();
+            let pipeline = self.publisher.next().pipeline();
             for &user in users {
-                let values: Vec<i64> = self.publisher.hvals(self.key(user)).await?;
+                let _: () = pipeline.hvals(self.key(user)).await?;
+            }
+            let answers: Vec<fred::types::Value> = pipeline.try_all::<fred::types::Value>().await.into_iter().collect::<Result<_, _>>()?;
+            let mut online = HashSet::new();
+            for (&user, answer) in users.iter().zip(answers) {
+                let values: Vec<i64> = answer.convert()?;
                 if values.iter().any(|&until| until > now) {
                     online.insert(user);
                 }

@@ -56,12 +56,17 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
         rows.into_iter().partition(|r| info.get(&r.conversation_id).is_some_and(|c| c.kind == "group"));
     let mut messages = HashMap::new();
     for (rows, group) in [(group_rows, true), (other_rows, false)] {
-        let bodies: HashMap<i64, (Option<String>, String, bool)> =
-            rows.iter().map(|r| (r.id, (Some(r.body.clone()), r.kind.clone(), r.deleted_at.is_some()))).collect();
+        // The sidebar preview comes from the row (views keep no body for text messages).
+        let mut previews: HashMap<i64, String> = rows
+            .iter()
+            .map(|r| {
+                let author = views::name_of(r);
+                (r.id, views::preview(Some(&r.body), Some(&r.kind), r.deleted_at.is_some(), Some(&author)))
+            })
+            .collect();
         for view in views::build(store, rows, group).await? {
             let html = MessageFragment { m: &view }.render()?;
-            let (body, kind, deleted) = bodies.get(&view.id).cloned().unwrap_or_default();
-            let preview = views::preview(body.as_deref(), Some(&kind), deleted, Some(&view.author_name));
+            let preview = previews.remove(&view.id).unwrap_or_default();
             messages.insert(view.id, (view, html, preview));
         }
     }

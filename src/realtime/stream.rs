@@ -200,6 +200,7 @@ impl Stream {
                 && message_id > badge.last_message_id
             {
                 badge.last_message_id = message_id;
+                let before = (badge.unread, badge.mentioned);
                 if facts.author_id == me {
                     // Writing is reading.
                     badge.unread = 0;
@@ -208,8 +209,12 @@ impl Stream {
                     badge.unread += 1;
                     badge.mentioned += i64::from(facts.mentions.contains(&me));
                 }
-                let html = Badges { b: BadgeView { id: c, unread: badge.unread, mentioned: badge.mentioned } }.render()?;
-                self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
+                // Most deliveries leave the viewer's badge as it was (their own
+                // messages, system lines): no frame for those.
+                if (badge.unread, badge.mentioned) != before {
+                    let html = Badges { b: BadgeView { id: c, unread: badge.unread, mentioned: badge.mentioned } }.render()?;
+                    self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
+                }
             }
         }
         if let Some(event) = delivery.event.filter(|e| e.user_id == Some(me)) {
