@@ -1,6 +1,7 @@
 //! SQL for messages and what hangs off them: history pages, edits, tombstones,
 //! reactions, pins and mentions. New messages are written by `writer` (group commit).
 
+use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
 use crate::realtime::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
@@ -114,7 +115,7 @@ pub async fn pinned(store: &Store, conversation_id: i64) -> Result<Vec<MessageRo
 
 pub async fn edit(store: &Store, message_id: i64, body: &str, html: &str, mentions: &[i64], conversation_id: i64) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         sqlx::query("UPDATE messages SET body = $1, html = $2, edited_at = $3 WHERE id = $4")
             .bind(body)
             .bind(html)
@@ -141,7 +142,7 @@ pub async fn edit(store: &Store, message_id: i64, body: &str, html: &str, mentio
 /// Leaves a tombstone: the row stays so replies still point somewhere, the text goes.
 pub async fn delete(store: &Store, conversation_id: i64, message_id: i64) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         sqlx::query("UPDATE messages SET body = '', html = '', deleted_at = $1, pinned_at = NULL WHERE id = $2")
             .bind(now_ms())
             .bind(message_id)
@@ -159,7 +160,7 @@ pub async fn delete(store: &Store, conversation_id: i64, message_id: i64) -> Res
 pub async fn set_pinned(store: &Store, conversation_id: i64, message_id: i64, by: Option<i64>) -> Result<(), sqlx::Error> {
     let pinned_at = by.map(|_| now_ms());
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         sqlx::query("UPDATE messages SET pinned_at = $1, pinned_by = $2 WHERE id = $3")
             .bind(pinned_at)
             .bind(by)
@@ -176,7 +177,7 @@ pub async fn set_pinned(store: &Store, conversation_id: i64, message_id: i64, by
 /// Adds the reaction, or takes it away if the user had already reacted so.
 pub async fn toggle_reaction(store: &Store, conversation_id: i64, message_id: i64, user_id: i64, emoji: &str) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let removed = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
             .bind(message_id)
             .bind(user_id)

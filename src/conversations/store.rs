@@ -1,6 +1,7 @@
 //! SQL for conversations and their members: opening DMs, creating groups, the
 //! sidebar list, membership changes and read positions.
 
+use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
 use crate::realtime::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
@@ -13,7 +14,7 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
     let key = format!("{}:{}", a.min(b), a.max(b));
     let now = now_ms();
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let created = sqlx::query(
             "INSERT INTO conversations (kind, dm_key, created_by, created_at, last_activity_at)
              VALUES ('dm', $1, $2, $3, $3) ON CONFLICT (dm_key) DO NOTHING",
@@ -53,7 +54,7 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
 pub async fn create_group(store: &Store, owner: i64, name: &str, members: &[i64]) -> Result<i64, sqlx::Error> {
     let now = now_ms();
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO conversations (kind, name, created_by, created_at, last_activity_at)
              VALUES ('group', $1, $2, $3, $3) RETURNING id",
@@ -177,7 +178,7 @@ pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRo
 /// transaction. True when a row changed.
 async fn change_with_event(store: &Store, sql: &str, binds: &[Bind<'_>], event: NewEvent) -> Result<bool, sqlx::Error> {
     let changed = with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let mut query = sqlx::query(sql);
         for bind in binds {
             query = match *bind {

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
 use crate::realtime::log::{AppendEvents, Kind, NewEvent};
+use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
 use crate::with_db;
 
@@ -136,7 +137,7 @@ async fn insert_all(store: &Store, messages: &[&NewMessage]) -> Result<Vec<Writt
     }
 
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let mut written: Vec<Option<Written>> = vec![None; messages.len()];
         let mut taken: Vec<usize> = Vec::new();
         for run in runs {

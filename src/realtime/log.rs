@@ -6,6 +6,7 @@
 use futures_util::future::BoxFuture;
 use sqlx::{PgConnection, SqliteConnection};
 
+use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
 use crate::with_db;
 
@@ -167,7 +168,7 @@ impl AppendEvents for PgConnection {
 /// Appends events in a transaction of their own and signals the commit.
 pub async fn append(store: &Store, events: &[NewEvent]) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         (*tx).append_events(events).await?;
         tx.commit().await?;
     });

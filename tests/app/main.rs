@@ -3,6 +3,7 @@
 mod support;
 
 mod accounts;
+mod contention;
 mod conversations;
 mod browser;
 mod browser_chat;
