@@ -184,11 +184,13 @@ pub async fn after(store: &Store, after: i64, limit: i64) -> Result<Vec<Event>, 
 }
 
 /// The events in `(after, upto]` a user may see: those of conversations they are in
-/// now, and those about them (being removed, say).
+/// now, and of the others only their own removal — replay renders current state, so
+/// anything more would tell a removed member what happened after they left.
 pub async fn for_user(store: &Store, user_id: i64, after: i64, upto: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     let sql = "SELECT e.id, e.conversation_id, e.user_id, e.kind, e.subject_id FROM events e
                WHERE e.id > $1 AND e.id <= $2
-                 AND (e.user_id = $3 OR e.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = $3))
+                 AND (e.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = $3)
+                      OR (e.user_id = $3 AND e.kind = 'left'))
                ORDER BY e.id LIMIT $4";
     let rows: Vec<Row> =
         with_db!(store, pool => sqlx::query_as(sql).bind(after).bind(upto).bind(user_id).bind(limit).fetch_all(pool).await?);

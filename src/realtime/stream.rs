@@ -252,11 +252,13 @@ impl Stream {
                     }
                 }
                 Kind::Left => {
+                    // The shared frame shows the conversation as it is now (its name,
+                    // its member count): the person who left learns nothing more, so
+                    // they get the notice alone, carrying the event's id.
                     self.badges.remove(&c);
-                    let html = format!(
-                        r#"<div data-remove="sidebar-{c}"></div><div data-replace><section class="conversation" id="conversation-{c}" aria-label="Conversation"><p class="flash">You are no longer a member of this conversation.</p><p><a href="/">Back to your conversations</a></p></section></div>"#
-                    );
-                    self.queue.push_back(frame(None, &html));
+                    let html = RemovedFragment { conversation_id: c }.render()?;
+                    self.queue.push_back(frame(Some(event.id), &html));
+                    return Ok(());
                 }
                 _ => {}
             }
@@ -266,6 +268,13 @@ impl Stream {
         }
         Ok(())
     }
+}
+
+/// The notice that replaces a conversation its viewer no longer belongs to.
+#[derive(Template)]
+#[template(path = "realtime/_removed.html")]
+struct RemovedFragment {
+    conversation_id: i64,
 }
 
 struct TypingView {

@@ -175,7 +175,8 @@ async fn signing_out_ends_the_stream_within_a_second(app: TestApp) {
         last = Some(event.name);
     }
     assert_eq!(last.as_deref(), Some("resync"), "the page reloads to the login form");
-    assert!(!laptop_stream.ends_within(Duration::from_millis(300)).await, "other devices keep theirs");
+    // As long as the positive checks wait: a wrongly closed stream would close as fast.
+    assert!(!laptop_stream.ends_within(Duration::from_secs(2)).await, "other devices keep theirs");
     // Signing out everywhere else (from a third device) closes the laptop's too.
     let mut phone = app.client();
     phone.login("bob", crate::support::PASSWORD).await;
@@ -214,6 +215,74 @@ async fn a_removed_member_hears_nothing_more(app: TestApp) {
     alice.post(&format!("/c/{group}/members"), &[("username", "bob")]).await;
     let added = stream.expect(&format!("id=\"sidebar-{group}\""), SOON).await;
     assert!(added.data.contains("Secret"));
+}
+
+async fn nothing_after_removal_reaches_the_removed_member_live_or_replayed(app: TestApp) {
+    after_leaving_nothing_more(app, false).await;
+}
+
+async fn nothing_after_leaving_reaches_the_member_who_left_live_or_replayed(app: TestApp) {
+    after_leaving_nothing_more(app, true).await;
+}
+
+/// Bob stops being a member (removed by Alice, or leaving himself) while one tab is
+/// live and another sits on an older cursor. Everything the group does afterwards —
+/// its new name, messages, member count, receipts, an edit, a reaction — must reach
+/// neither: not live, not by `?since=`, not by `Last-Event-ID`.
+async fn after_leaving_nothing_more(app: TestApp, leaves_himself: bool) {
+    let (mut alice, mut bob, _dm) = alice_and_bob(&app).await;
+    let mut carol = app.client();
+    carol.register("carol").await;
+    let group = crate::conversations::conversation_id(&alice.post("/groups", &[("name", "Plans"), ("members", "bob carol")]).await);
+    let mut live = bob.events("/events", None).await;
+    let welcome = send(&mut alice, group, "welcome").await;
+    live.expect("welcome", SOON).await;
+    let cursor = live.last_id.expect("a cursor");
+    // His own read, logged after the cursor: replaying it must not show who has seen
+    // the group's messages since.
+    bob.post(&format!("/c/{group}/read"), &[("up_to", &welcome.to_string())]).await;
+
+    if leaves_himself {
+        bob.post(&format!("/c/{group}/leave"), &[]).await.assert_redirect("/");
+    } else {
+        let bob_id = bob_user_id(&app).await;
+        alice.post(&format!("/c/{group}/members/{bob_id}/remove"), &[]).await.assert_redirect(&format!("/c/{group}/members"));
+    }
+    let removed = live.expect("no longer a member", SOON).await;
+    assert!(removed.data.contains(&format!("data-remove=\"sidebar-{group}\"")), "his sidebar entry goes: {}", removed.data);
+
+    let mut dave = app.client();
+    dave.register("dave").await;
+    alice.post(&format!("/c/{group}/rename"), &[("name", "Secret")]).await;
+    alice.post(&format!("/c/{group}/members"), &[("username", "dave")]).await;
+    let secret = send(&mut alice, group, "secret plans").await;
+    carol.post(&format!("/c/{group}/read"), &[("up_to", &secret.to_string())]).await;
+    alice.post(&format!("/c/{group}/m/{welcome}/edit"), &[("body", "welcome, edited after")]).await;
+    alice.post(&format!("/c/{group}/m/{welcome}/react"), &[("emoji", "🎉")]).await;
+    // Carol sees the last of it, so it has all been dispatched.
+    let mut carol_stream = carol.events(&format!("/events?since={cursor}"), None).await;
+    carol_stream.expect("🎉", SOON).await;
+
+    let forbidden = ["Secret", "secret plans", "Members (", "edited after", "🎉", "Seen", "dave"];
+    let check = |what: &str, event: &crate::support::SseEvent| {
+        for word in forbidden {
+            assert!(!event.data.contains(word), "{what} told Bob {word:?} after he left:\n{}", event.data);
+        }
+    };
+    check("the removal itself", &removed);
+    // As long as the positive wait above, at least.
+    while let Some(event) = live.next(SOON).await {
+        check("the live stream", &event);
+    }
+    for (path, last_event_id) in [(format!("/events?since={cursor}"), None), ("/events".to_string(), Some(cursor))] {
+        let mut replay = bob.events(&path, last_event_id).await;
+        let mut told = false;
+        while let Some(event) = replay.next(SOON).await {
+            check("replay", &event);
+            told |= event.data.contains("no longer a member");
+        }
+        assert!(told, "the replay from {cursor} tells him he is no longer a member");
+    }
 }
 
 async fn bob_user_id(app: &TestApp) -> i64 {
@@ -276,5 +345,7 @@ crate::on_both_backends!(
     too_far_behind_means_reload,
     signing_out_ends_the_stream_within_a_second,
     a_removed_member_hears_nothing_more,
+    nothing_after_removal_reaches_the_removed_member_live_or_replayed,
+    nothing_after_leaving_reaches_the_member_who_left_live_or_replayed,
     a_cursor_following_reader_misses_no_event_under_concurrent_writers,
 );
