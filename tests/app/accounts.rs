@@ -142,11 +142,19 @@ async fn session_id_changes_at_login(app: TestApp) {
     let mut alice = app.client();
     alice.register("alice").await;
     alice.post("/logout", &[]).await;
-    // Plant a session before login (e.g. by a failed attempt that created one).
-    alice.cookies.insert("reale_session".into(), "attacker-chosen-id".into());
+    // Mallory signs in and plants her own, valid session id in Alice's browser.
+    let mut mallory = app.client();
+    mallory.register("mallory").await;
+    let planted = mallory.cookies.get("reale_session").cloned().expect("mallory's session cookie");
+    alice.cookies.insert("reale_session".into(), planted.clone());
+    assert!(alice.get("/").await.body.contains(r#"title="@mallory""#), "the planted id is a live session");
     alice.login("alice", PASSWORD).await.assert_redirect("/");
     let after = alice.cookies.get("reale_session").cloned().expect("session cookie set at login");
-    assert_ne!(after, "attacker-chosen-id");
+    assert_ne!(after, planted, "a new session id at login");
+    assert!(alice.get("/").await.body.contains(r#"title="@alice""#));
+    // The planted id does not lead into Alice's account.
+    let home = mallory.get("/").await;
+    assert!(!home.body.contains(r#"title="@alice""#), "the old id must not open alice's account");
 
     let mut bob = app.client();
     let response = bob.post("/register", &[("username", "bob"), ("email", "bob@example.org"), ("password", PASSWORD)]).await;

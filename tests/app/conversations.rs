@@ -472,6 +472,7 @@ async fn history_pages_are_exact_while_messages_arrive(app: TestApp) {
 }
 
 async fn unread_counts_mentions_and_receipts(app: TestApp) {
+    let app_store = app.state.store.clone();
     let mut alice = app.client();
     alice.register("alice").await;
     let mut bob = app.client();
@@ -497,7 +498,15 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
     assert!(alice.get(&format!("/c/{dm}")).await.body.contains(">Seen</p>"), "DM receipt");
 
     let page = bob.get(&format!("/c/{group}")).await;
-    assert!(page.body.contains(r#"href="/u/bob" class="mention""#) || page.body.contains("class=\"mention\""), "mention link");
+    // The mention of Bob: a link to his profile, and the message marked as mentioning
+    // him, which the page's own style highlights for him alone.
+    let bob_id: i64 = reale::conversations::store::user_by_username(&app_store, "bob").await.expect("query").expect("bob").id;
+    let start = page.body.find("hey <a").and_then(|i| page.body[..i].rfind("<article")).expect("the message with the mention");
+    let article = &page.body[start..start + page.body[start..].find("</article>").expect("end of message")];
+    assert!(article.contains(r#"<a href="/u/bob" class="mention" data-user="bob""#), "a link to bob: {article}");
+    let mentions = article.split("data-mentions=\"").nth(1).and_then(|v| v.split('"').next()).expect("data-mentions");
+    assert_eq!(mentions.split_whitespace().collect::<Vec<_>>(), [bob_id.to_string()], "marked as mentioning bob alone: {article}");
+    assert!(page.body.contains(&format!(r#".message[data-mentions~="{bob_id}"]"#)), "highlighted for bob");
     assert!(alice.get(&format!("/c/{group}")).await.body.contains("Seen by bob"));
     carol.get(&format!("/c/{group}")).await;
     let receipt = alice.get(&format!("/c/{group}")).await;
