@@ -72,13 +72,13 @@ pub async fn register_page(MaybeUser(user): MaybeUser) -> Response {
     if user.is_some() {
         return Redirect::to("/").into_response();
     }
-    RegisterPage { page: Page::new("Create your account", None), input: RegisterInput::default(), errors: RegisterErrors::default() }
+    RegisterPage { page: Page::anonymous("Create your account"), input: RegisterInput::default(), errors: RegisterErrors::default() }
         .into_response()
 }
 
 fn register_failed(status: StatusCode, mut input: RegisterInput, errors: RegisterErrors) -> Response {
     input.password.clear();
-    (status, RegisterPage { page: Page::new("Create your account", None), input, errors }).into_response()
+    (status, RegisterPage { page: Page::anonymous("Create your account"), input, errors }).into_response()
 }
 
 pub async fn register(
@@ -141,11 +141,11 @@ pub async fn login_page(MaybeUser(user): MaybeUser) -> Response {
     if user.is_some() {
         return Redirect::to("/").into_response();
     }
-    LoginPage { page: Page::new("Log in", None), login: String::new(), error: None }.into_response()
+    LoginPage { page: Page::anonymous("Log in"), login: String::new(), error: None }.into_response()
 }
 
 fn login_failed(status: StatusCode, login: String, error: String) -> Response {
-    (status, LoginPage { page: Page::new("Log in", None), login, error: Some(error) }).into_response()
+    (status, LoginPage { page: Page::anonymous("Log in"), login, error: Some(error) }).into_response()
 }
 
 /// Wrong-password attempts are counted per account *and* address, so an attacker

@@ -29,6 +29,12 @@ impl CurrentUser {
     }
 }
 
+impl crate::web::layout::AsViewer for CurrentUser {
+    fn viewer(&self) -> crate::web::layout::Viewer {
+        crate::web::layout::Viewer { id: self.id, username: self.username.clone(), display_name: self.display_name.clone() }
+    }
+}
+
 /// How stale `last_active_at` may get before a request refreshes it (and, with it,
 /// the session's 30-day expiry): one write a minute at most, not one per request.
 const TOUCH_AFTER_MS: i64 = 60_000;

@@ -1,13 +1,33 @@
-//! `Page`: what every full page shares (title, CSP nonce, the signed-in user,
-//! asset URLs); templates extend `layouts/base.html` and read it as `page`.
+//! `Page`: what every full page shares (title, CSP nonce, who is looking, asset
+//! URLs); templates extend `layouts/base.html` and read it as `page`.
 
-use crate::accounts::CurrentUser;
 use crate::web::{assets, shell};
+
+/// Who a page is rendered for, as the layout shows them. A plain value, so the web
+/// layer needs nothing from the accounts domain.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+}
+
+impl Viewer {
+    /// The name to show: the display name when set, else the username.
+    pub fn name(&self) -> &str {
+        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+    }
+}
+
+/// Anything that can say who is looking (the signed-in user).
+pub trait AsViewer {
+    fn viewer(&self) -> Viewer;
+}
 
 pub struct Page {
     pub title: String,
     pub nonce: String,
-    pub user: Option<CurrentUser>,
+    pub user: Option<Viewer>,
     pub css: &'static str,
     pub htmx: &'static str,
     pub sse: &'static str,
@@ -19,11 +39,20 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(title: impl Into<String>, user: Option<&CurrentUser>) -> Page {
+    pub fn new<V: AsViewer>(title: impl Into<String>, user: Option<&V>) -> Page {
+        Page::for_viewer(title, user.map(AsViewer::viewer))
+    }
+
+    /// A page for nobody signed in (login, registration, errors).
+    pub fn anonymous(title: impl Into<String>) -> Page {
+        Page::for_viewer(title, None)
+    }
+
+    fn for_viewer(title: impl Into<String>, user: Option<Viewer>) -> Page {
         Page {
             title: title.into(),
             nonce: shell::nonce(),
-            user: user.cloned(),
+            user,
             css: assets::url("app.css"),
             htmx: assets::url("htmx.js"),
             sse: assets::url("sse.js"),

@@ -109,7 +109,7 @@ fn render_error(response: Response, info: &ErrorInfo, fragment: bool) -> Respons
     let body = if fragment {
         ErrorFragment { info }.render()
     } else {
-        ErrorPage { page: Page::new(info.title, None), info, status: parts.status.as_u16() }.render()
+        ErrorPage { page: Page::anonymous(info.title), info, status: parts.status.as_u16() }.render()
     };
     let body = body.unwrap_or_else(|_| "Something went wrong.".to_string());
     if fragment {
