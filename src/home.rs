@@ -18,7 +18,7 @@ pub struct HomePage {
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<HomePage> {
-    let since = crate::realtime::log::newest(&state.store).await?;
+    let since = crate::store::log::newest(&state.store).await?;
     let sidebar = views::sidebar_for(&state, user.id, None).await?;
     let mut page = Page::new("Home", Some(&user));
     page.live_since = Some(since);

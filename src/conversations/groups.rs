@@ -138,7 +138,7 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
         })
         .collect();
     let mut page = Page::new(format!("Members of {title}"), Some(user));
-    page.live_since = Some(crate::realtime::log::newest(&state.store).await?);
+    page.live_since = Some(crate::store::log::newest(&state.store).await?);
     Ok(MembersPage {
         page,
         sidebar: views::sidebar_for(&state, user.id, Some(id)).await?,

@@ -93,7 +93,7 @@ pub async fn render_page(
     let id = access.conversation.id;
     // Read before the page's contents: the stream replays from here, so nothing that
     // commits while the page renders can fall between the two.
-    let since = crate::realtime::log::newest(&state.store).await?;
+    let since = crate::store::log::newest(&state.store).await?;
     let page = message_store::page(&state.store, id, window).await?;
     let members = store::members(&state.store, id).await?;
     let messages = views::build(&state.store, page.messages, access.is_group()).await?;

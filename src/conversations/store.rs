@@ -3,7 +3,7 @@
 
 use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
-use crate::realtime::log::{AppendEvents, Kind, NewEvent};
+use crate::store::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
 
 use super::model::Role;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
-use crate::realtime::log::{AppendEvents, Kind, NewEvent};
+use crate::store::log::{AppendEvents, Kind, NewEvent};
 use crate::store::BeginWrite;
 use crate::store::{Store, now_ms};
 use crate::with_db;

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::log::{Event, Kind};
+use crate::store::log::{Event, Kind};
 
 /// Facts about a new message that change each viewer's unread badges differently.
 #[derive(Debug, Default)]

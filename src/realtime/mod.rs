@@ -9,7 +9,8 @@
 pub mod bus;
 pub mod delivery;
 pub mod hub;
-pub mod log;
+/// The event log is storage (`store::log`); realtime reads it, the stores append to it.
+pub use crate::store::log;
 pub mod presence;
 mod render;
 pub mod routes;

@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::with_db;
 
 use super::delivery::{Delivery, MessageFacts, escape, frame};
-use super::log::{Event, Kind};
+use crate::store::log::{Event, Kind};
 
 #[derive(sqlx::FromRow)]
 struct ConversationRow {

@@ -25,7 +25,7 @@ use crate::store::Store;
 
 use super::delivery::{Delivery, frame, named_frame};
 use super::hub::StreamRx;
-use super::log::{self, Kind};
+use crate::store::log::{self, Kind};
 use super::typing;
 use super::{Realtime, render};
 

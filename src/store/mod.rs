@@ -4,6 +4,8 @@
 //! Domain modules own their SQL (`accounts/store.rs`, …); this module only owns
 //! connecting, migrating and health.
 
+pub mod log;
+
 use std::str::FromStr;
 use std::time::Duration;
 

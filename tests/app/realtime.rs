@@ -145,9 +145,9 @@ async fn too_far_behind_means_reload(app: TestApp) {
     let (mut alice, mut bob, dm) = alice_and_bob(&app).await;
     send(&mut alice, dm, "one").await;
     send(&mut alice, dm, "two").await;
-    let newest = reale::realtime::log::newest(&app.state.store).await.expect("newest");
+    let newest = reale::store::log::newest(&app.state.store).await.expect("newest");
     // Everything but the newest event is past the retention window.
-    reale::realtime::log::prune(&app.state.store, -1_000_000, 1).await.expect("prune");
+    reale::store::log::prune(&app.state.store, -1_000_000, 1).await.expect("prune");
     let mut stream = bob.events("/events?since=1", None).await;
     let event = stream.next(SOON).await.expect("an event");
     assert_eq!(event.name, "resync");
@@ -295,7 +295,7 @@ async fn bob_user_id(app: &TestApp) -> i64 {
 /// the log by cursor, as the dispatcher does. The reader must see every event, in
 /// ascending order, exactly once — on Postgres that needs commit-ordered ids.
 async fn a_cursor_following_reader_misses_no_event_under_concurrent_writers(app: TestApp) {
-    use reale::realtime::log::{self, Kind, NewEvent};
+    use reale::store::log::{self, Kind, NewEvent};
     let (mut alice, _bob, dm) = alice_and_bob(&app).await;
     send(&mut alice, dm, "seed").await;
     let store = app.state.store.clone();

@@ -6,8 +6,7 @@
 use futures_util::future::BoxFuture;
 use sqlx::{PgConnection, SqliteConnection};
 
-use crate::store::BeginWrite;
-use crate::store::{Store, now_ms};
+use super::{BeginWrite, Store, now_ms};
 use crate::with_db;
 
 /// What an event is about; stored as text.
