@@ -26,8 +26,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, PASSWORD, TestApp, in_ci};
 
-/// The axe-core release the accessibility checks run (vendored, MPL-2.0).
-const AXE: &str = include_str!("../support/axe-4.14.1.min.js");
+mod axe;
 
 /// How long a navigation or an element may take to appear.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -287,6 +286,7 @@ impl Driver {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4",
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
@@ -536,45 +536,6 @@ impl Browser {
             .await
             .unwrap_or_else(|why| panic!("browser {}: reading the console log: {why}", self.name));
         value["value"].as_array().cloned().unwrap_or_default()
-    }
-
-    pub(crate) async fn run_axe(&self, page: &str, findings: &mut Findings) {
-        // WebDriver scripts are not subject to the page's CSP.
-        self.client.execute(AXE, vec![]).await.expect("inject axe-core");
-        let script = r#"
-            const done = arguments[arguments.length - 1];
-            axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] })
-              .then(r => done({ passes: r.passes.length, violations: r.violations.map(v => ({
-                  id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
-                  nodes: v.nodes.map(n => ({ target: n.target.join(' '), html: n.html, summary: n.failureSummary })),
-              })) }))
-              .catch(e => done({ error: String(e) }));
-        "#;
-        let result = self.client.execute_async(script, vec![]).await.expect("run axe-core");
-        if let Some(error) = result.get("error") {
-            panic!("browser {}: axe-core failed on the {page} page: {error}", self.name);
-        }
-        assert!(result["passes"].as_u64().unwrap_or(0) > 0, "axe-core checked something on the {page} page: {result}");
-        for violation in result["violations"].as_array().cloned().unwrap_or_default() {
-            let mut text = format!(
-                "axe on the {page} page: {} ({}): {}\n  {}",
-                violation["id"].as_str().unwrap_or("?"),
-                violation["impact"].as_str().unwrap_or("?"),
-                violation["help"].as_str().unwrap_or("?"),
-                violation["helpUrl"].as_str().unwrap_or(""),
-            );
-            for node in violation["nodes"].as_array().cloned().unwrap_or_default() {
-                text.push_str(&format!(
-                    "\n  - {}\n    {}\n    {}",
-                    node["target"].as_str().unwrap_or("?"),
-                    node["html"].as_str().unwrap_or(""),
-                    node["summary"].as_str().unwrap_or("").replace('\n', "\n    "),
-                ));
-            }
-            findings.add(text);
-        }
-        // axe itself may log; what it logs is not the page's doing.
-        let _ = self.log().await;
     }
 
     /// At 360 × 800 (a small phone) the page must not scroll sideways. Restores the

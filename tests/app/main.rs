@@ -5,6 +5,7 @@ mod support;
 mod accounts;
 mod conversations;
 mod browser;
+mod browser_a11y;
 mod browser_chat;
 mod browser_live;
 mod operations;
