@@ -2,8 +2,10 @@
 //! once with JavaScript (htmx and app.js run) and once without (plain HTML forms).
 //! Fields are found by their label and buttons by their accessible name, as a person
 //! finds them. Every page is checked for CSP violations in the browser's console log;
-//! with JavaScript, also for WCAG 2 A/AA problems (axe-core) and for sideways
-//! scrolling on a 360 px wide phone.
+//! with JavaScript, also for WCAG 2 A/AA problems (axe-core, in the light and the dark
+//! colour scheme: `browser/axe.rs`) and for sideways scrolling on a 360 px wide phone.
+//! The browsers say they have a mouse (`hover: hover`), as a desktop does; headless
+//! Chromium otherwise reports no pointer, and the styles for mouse users go unchecked.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (or `REALE_TEST_CHROMIUM` /
 //! `REALE_TEST_CHROMEDRIVER`): without them the tests are skipped, or fail under CI.
@@ -286,6 +288,7 @@ impl Driver {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                // A mouse: hover and a fine pointer (ui::HoverType 2, ui::PointerType 4).
                 "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4",
                 format!("--user-data-dir={}", profile.display()),
             ],
@@ -483,8 +486,8 @@ impl Browser {
     }
 
     /// After a page has loaded: JavaScript is on or off as asked, the browser logged
-    /// no Content-Security-Policy violation, and (with JavaScript) axe finds no WCAG
-    /// 2 A/AA violation.
+    /// no Content-Security-Policy violation, and (with JavaScript) axe finds no serious
+    /// or critical WCAG 2 A/AA violation in either colour scheme.
     pub(crate) async fn check_page(&self, page: &str, findings: &mut Findings) {
         let htmx = self.client.execute("return typeof window.htmx", vec![]).await.expect("typeof htmx");
         let expected = if self.javascript { "object" } else { "undefined" };

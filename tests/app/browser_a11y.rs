@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::Locator;
+use serde_json::json;
 
 use crate::browser::{Browser, Findings, with_two_browsers};
 use crate::browser_chat::{in_message, register, send, wait_for_conversation};
@@ -34,6 +35,10 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     // Signed out: the login and register pages, empty and with their errors.
     alice.goto(&format!("{base}/login")).await;
     alice.wait_for_path("/login", "opening the login page").await;
+    // The quiet rest state of a message's actions exists only for a mouse; make sure
+    // the browser has one, or that state would go unchecked.
+    let mouse = alice.client.execute("return matchMedia('(hover: hover) and (pointer: fine)').matches", vec![]).await.expect("media");
+    assert_eq!(mouse, json!(true), "the browser reports a mouse");
     check(alice, "login", &mut findings).await;
     alice.fill("Username or email", "nobody").await;
     alice.fill("Password", "not the password").await;
@@ -105,7 +110,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.goto(&format!("{base}/c/{dm}/m/{hello}")).await;
     alice.wait_for_path(&format!("/c/{dm}"), "following a permalink").await;
     let target = alice.client.execute(&format!("return document.getElementById('message-{hello}').matches(':target')"), vec![]).await.expect(":target");
-    assert_eq!(target, serde_json::json!(true), "the permalinked message is the page's target");
+    assert_eq!(target, json!(true), "the permalinked message is the page's target");
     check(alice, "permalinked message", &mut findings).await;
     for (page, path) in [
         ("pinned messages", format!("/c/{dm}/pins")),
@@ -141,7 +146,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     open(bob, base, &format!("/c/{group}/members"), "members").await;
     check(bob, "members (as a member)", &mut findings).await;
 
-    // Settings, with an error and a success message on the password page.
+    // Settings, with an error and then a success message on the password page.
     for (page, path) in [("sessions", "/settings/sessions"), ("status", "/settings/status"), ("password", "/settings/password")] {
         open(alice, base, path, page).await;
         check(alice, page, &mut findings).await;
@@ -151,6 +156,11 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.button("Change password").await.click().await.expect("click Change password");
     alice.the_one("(//*[contains(@class,'field-error') or contains(@class,'flash')])[1]", "the password error").await;
     check(alice, "password with an error", &mut findings).await;
+    alice.fill("Current password", PASSWORD).await;
+    alice.fill("New password", &format!("{PASSWORD}-new")).await;
+    alice.button("Change password").await.click().await.expect("click Change password");
+    alice.the_one("//*[contains(@class,'flash') and contains(@class,'ok')]", "the password-changed message").await;
+    check(alice, "password changed", &mut findings).await;
 
     // Error pages.
     for (page, path) in [("not found", "/no-such-page"), ("a conversation that does not exist", "/c/999999")] {
@@ -180,5 +190,5 @@ async fn hover(b: &Browser, id: &str) {
     });
     b.client.perform_actions(moves).await.expect("move the pointer");
     let hovered = b.client.execute(&format!("return document.getElementById('{id}').matches(':hover')"), vec![]).await.expect(":hover");
-    assert_eq!(hovered, serde_json::json!(true), "browser {}: the pointer rests on #{id}", b.name);
+    assert_eq!(hovered, json!(true), "browser {}: the pointer rests on #{id}", b.name);
 }
