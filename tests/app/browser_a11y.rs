@@ -12,10 +12,11 @@ use std::time::Instant;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::Locator;
+use fantoccini::key::Key;
 use serde_json::json;
 
 use crate::browser::{Browser, Findings, with_two_browsers};
-use crate::browser_chat::{in_message, register, send, wait_for_conversation};
+use crate::browser_chat::{in_message, last_message_id, register, send, wait_for_conversation, wait_for_new_message};
 use crate::support::{FLOW_ARGS, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +71,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.button("Send message").await.click().await.expect("click Send message");
     let dm = wait_for_conversation(alice, "clicking Send message").await;
     let hello = send(alice, dm, "Hello **@bob**, see https://example.org and `code`").await;
-    send(alice, dm, "> a quote\n\n```\nfn main() {}\n```").await;
+    send_lines(alice, dm, &["> a quote", "", "```", "fn main() {}", "```"]).await;
     let doomed = send(alice, dm, "this one goes away").await;
 
     bob.goto(&format!("{base}/c/{dm}")).await;
@@ -191,4 +192,19 @@ async fn hover(b: &Browser, id: &str) {
     b.client.perform_actions(moves).await.expect("move the pointer");
     let hovered = b.client.execute(&format!("return document.getElementById('{id}').matches(':hover')"), vec![]).await.expect(":hover");
     assert_eq!(hovered, json!(true), "browser {}: the pointer rests on #{id}", b.name);
+}
+
+/// Sends a message of several lines (Shift+Enter between them, as a person types them).
+async fn send_lines(b: &Browser, conversation: i64, lines: &[&str]) -> i64 {
+    let last = last_message_id(b).await.unwrap_or(0);
+    let field = b.field("Message").await;
+    field.clear().await.expect("clear the compose field");
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            field.send_keys(&format!("{}{}", Key::Shift, Key::Enter)).await.expect("Shift+Enter");
+        }
+        field.send_keys(line).await.expect("type a line");
+    }
+    b.button("Send").await.click().await.expect("click Send");
+    wait_for_new_message(b, conversation, last).await
 }

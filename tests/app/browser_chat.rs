@@ -268,7 +268,7 @@ pub(crate) async fn wait_for_conversation(b: &Browser, after: &str) -> i64 {
 }
 
 /// The id of the last message (or system line) on the page, if any.
-async fn last_message_id(b: &Browser) -> Option<i64> {
+pub(crate) async fn last_message_id(b: &Browser) -> Option<i64> {
     let items = b.client.find_all(Locator::XPath("//*[@id='messages']/*[starts-with(@id,'message-')]")).await.ok()?;
     let last = items.last()?;
     let id = last.attr("id").await.ok()??;
@@ -286,7 +286,7 @@ pub(crate) async fn send(b: &Browser, conversation: i64, text: &str) -> i64 {
 
 /// Waits (on conversation `conversation`, fully loaded) for a message newer than `last`
 /// and for an empty compose field; returns the newest message's id.
-async fn wait_for_new_message(b: &Browser, conversation: i64, last: i64) -> i64 {
+pub(crate) async fn wait_for_new_message(b: &Browser, conversation: i64, last: i64) -> i64 {
     let path = format!("/c/{conversation}");
     b.eventually("expected the sent message to appear", || {
         let path = path.clone();
