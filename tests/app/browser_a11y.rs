@@ -116,6 +116,9 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     for (page, path) in [
         ("pinned messages", format!("/c/{dm}/pins")),
         ("search results", "/search?q=hello".to_string()),
+        ("search without results", "/search?q=zebra".to_string()),
+        ("people without results", "/people?q=zebra".to_string()),
+        ("own profile", "/u/alice".to_string()),
         ("new group", "/groups/new".to_string()),
     ] {
         open(alice, base, &path, page).await;
@@ -124,6 +127,11 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
 
     // A group Bob has not read, with a mention of him: his sidebar shows badges and the
     // group opens at the "New messages" divider.
+    alice.fill("Group name", "Plans").await;
+    alice.fill("Members", "nobody-by-this-name").await;
+    alice.button("Create group").await.click().await.expect("click Create group");
+    alice.the_one("//*[contains(@class,'flash') and contains(@class,'error')]", "the new-group error").await;
+    check(alice, "new group with an error", &mut findings).await;
     alice.fill("Group name", "Plans").await;
     alice.fill("Members", "bob").await;
     alice.button("Create group").await.click().await.expect("click Create group");
