@@ -5,13 +5,15 @@
 //! code, quotes, the unread divider), a message's actions as they look under the
 //! pointer and with the reaction picker open, a permalinked message, the pinned view,
 //! the edit page, members, new group, search results, the settings pages and the error
-//! pages. Any serious or critical violation fails the test, naming rule, impact,
-//! scheme and elements. Uses the WebDriver plumbing of `browser.rs`.
+//! pages, with their error and success messages. Any serious or critical violation
+//! fails the test, naming rule, impact, scheme and elements. The browsers have a mouse,
+//! so the quiet rest state of a message's actions is what axe sees. Uses the WebDriver
+//! plumbing of `browser.rs`.
 
 use std::time::Instant;
 
-use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::Locator;
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::key::Key;
 use serde_json::json;
 
