@@ -502,6 +502,7 @@ impl Browser {
                 eprintln!("browser {} console on the {page} page: {message}", self.name);
             }
         }
+        // Without JavaScript axe cannot run: its checks never finish (timers do not fire).
         if self.javascript {
             self.run_axe(page, findings).await;
         }
