@@ -132,7 +132,8 @@ async fn the_same_flow_works_inline_with_htmx(app: TestApp) {
     let reacted = bob.send(htmx(Method::POST, &format!("/c/{dm}/m/{id}/react"), &[("emoji", "🎉")])).await;
     assert!(reacted.body.starts_with(&format!("<article id=\"message-{id}\"")) && reacted.body.contains("🎉 <span class=\"count\">1</span>"));
     let edit = alice.send(htmx(Method::GET, &format!("/c/{dm}/m/{id}/edit"), &[])).await;
-    assert!(edit.body.starts_with(&format!("<form id=\"message-{id}\"")));
+    // The form takes the message's place in the list, so it comes as a list item.
+    assert!(edit.body.starts_with(&format!("<div id=\"message-{id}\" class=\"message\" role=\"listitem\"><form ")), "{}", edit.body);
     let saved = alice.send(htmx(Method::POST, &format!("/c/{dm}/m/{id}/edit"), &[("body", "edited inline")])).await;
     assert!(saved.body.contains("edited inline") && saved.body.contains("(edited)"));
     let older = alice.send(htmx(Method::GET, &format!("/c/{dm}/history?before={id}"), &[])).await;
