@@ -62,6 +62,10 @@ impl Peer {
             redis,
             "--send-limit",
             "100000",
+            "--write-limit",
+            "100000",
+            "--create-limit",
+            "100000",
         ]);
         config.public_url = None;
         let state = reale::build_state(config).await.expect("the second instance starts");
@@ -104,7 +108,7 @@ async fn expect_presence(stream: &mut EventStream, user: i64, state: &str, wait:
 #[tokio::test]
 async fn two_instances_share_messages_typing_presence_and_revocation() {
     let redis = redis_url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &redis, "--send-limit", "100000"]).await else {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &redis, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
         return;
     };
     let b = Peer::start(&a, &redis).await;
@@ -189,7 +193,7 @@ async fn two_instances_share_messages_typing_presence_and_revocation() {
 #[tokio::test]
 async fn deployments_sharing_a_redis_stay_apart() {
     let redis = redis_url();
-    let args = ["--redis-url", redis.as_str(), "--send-limit", "100000"];
+    let args = ["--redis-url", redis.as_str(), "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"];
     let Some(x) = TestApp::spawn_with(Backend::Postgres, &args).await else { return };
     let Some(y) = TestApp::spawn_with(Backend::Postgres, &args).await else { return };
     let mut people = Vec::new();
@@ -318,7 +322,7 @@ impl Drop for PrivateRedis {
 async fn without_redis_events_committed_on_one_instance_still_reach_the_other() {
     let Some(mut redis) = PrivateRedis::start().await else { return };
     let url = redis.url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000"]).await else {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
         return;
     };
     let b = Peer::start(&a, &url).await;
@@ -548,6 +552,8 @@ impl Server {
             "--redis-url".into(),
             redis_url.into(),
             "--send-limit".into(),
+            "100000".into(),
+            "--write-limit".into(),
             "100000".into(),
         ];
         Server { name, addr, args, log: dir.join(format!("{name}.log")), child: None }
