@@ -14,6 +14,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const invalid = document.querySelector('[aria-invalid="true"]');
   if (invalid) invalid.focus();
   scrollToLatest();
+  // Opening the page does not mark it read (a GET never writes): this POST does.
+  scheduleRead();
 });
 
 // Enter sends, Shift+Enter makes a new line (as in every chat app).

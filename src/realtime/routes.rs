@@ -48,6 +48,9 @@ async fn typing(State(state): State<AppState>, user: CurrentUser, Path(id): Path
 struct ReadInput {
     #[serde(default)]
     up_to: String,
+    /// Set by the page's own "Mark as read" button (no JavaScript): go back to it.
+    #[serde(default)]
+    back: String,
 }
 
 /// A live page saw messages up to `up_to` while visible: move the read position,
@@ -59,6 +62,9 @@ async fn read(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i
     let up_to = up_to.min(access.conversation.last_message_id);
     if up_to > access.last_read_id {
         conversation_store::mark_read(&state.store, id, user.id, up_to).await?;
+    }
+    if !input.back.is_empty() {
+        return Ok(Redirect::to(&format!("/c/{id}")).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -4,6 +4,7 @@ mod support;
 
 mod accounts;
 mod conversations;
+mod limits;
 mod browser;
 mod browser_chat;
 mod browser_live;

@@ -49,24 +49,17 @@ struct Peer {
 impl Peer {
     /// Another instance of `first`'s deployment: same database, the given Redis.
     async fn start(first: &TestApp, redis: &str) -> Peer {
+        Peer::start_with(first, redis, &["--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await
+    }
+
+    /// Like `start`, with these limit flags instead of lifted limits.
+    async fn start_with(first: &TestApp, redis: &str, limits: &[&str]) -> Peer {
         let data_dir = temp_dir("reale_peer");
         let database_url = first.state.config.database_url();
         let dir = data_dir.display().to_string();
-        let mut config = reale::Config::parse_from([
-            "reale",
-            "--data-dir",
-            &dir,
-            "--database-url",
-            &database_url,
-            "--redis-url",
-            redis,
-            "--send-limit",
-            "100000",
-            "--write-limit",
-            "100000",
-            "--create-limit",
-            "100000",
-        ]);
+        let mut argv = vec!["reale", "--data-dir", &dir, "--database-url", &database_url, "--redis-url", redis];
+        argv.extend(limits);
+        let mut config = reale::Config::parse_from(argv);
         config.public_url = None;
         let state = reale::build_state(config).await.expect("the second instance starts");
         let router = reale::app(state.clone());
@@ -190,6 +183,41 @@ async fn two_instances_share_messages_typing_presence_and_revocation() {
 
 /// Two deployments (two databases) on one Redis: their user, conversation and device
 /// ids coincide, yet neither hears the other's typing, presence or sign-outs.
+/// Acceptance 5: the limit is one budget in Redis, not one per instance. Alice creates
+/// groups round-robin on three instances with a limit of 3 a minute: three pass in
+/// all (each instance keeping its own count would let all nine through).
+#[tokio::test]
+async fn three_instances_behind_one_redis_enforce_one_limit() {
+    let redis = redis_url();
+    let limits = ["--send-limit", "100000", "--create-limit", "3"];
+    let mut args = vec!["--redis-url", redis.as_str()];
+    args.extend(limits);
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &args).await else {
+        return;
+    };
+    let b = Peer::start_with(&a, &redis, &limits).await;
+    let c = Peer::start_with(&a, &redis, &limits).await;
+    let mut on_a = a.client();
+    on_a.register("alice").await;
+    let mut alice = [on_a.clone(), on_a.on(b.router.clone()), on_a.on(c.router.clone())];
+    let mut created = 0;
+    let mut slowed = 0;
+    for n in 0..9 {
+        let name = format!("Group number {n}");
+        let response = alice[n % 3].post("/groups", &[("name", &name), ("members", "")]).await;
+        match response.status {
+            StatusCode::SEE_OTHER => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                slowed += 1;
+                assert!(response.body.contains(&name), "the group name is kept: {}", response.body);
+                assert!(!response.header("retry-after").is_empty());
+            }
+            other => panic!("unexpected {other}: {}", response.body),
+        }
+    }
+    assert_eq!((created, slowed), (3, 6), "one limit across three instances");
+}
+
 #[tokio::test]
 async fn deployments_sharing_a_redis_stay_apart() {
     let redis = redis_url();

@@ -204,6 +204,11 @@ impl Client {
         self
     }
 
+    /// The same browser (cookies and all) talking to another instance.
+    pub fn on(&self, router: Router) -> Client {
+        Client { router, ..self.clone() }
+    }
+
     /// A second browser: same app, no cookies.
     pub fn fresh(&self) -> Client {
         let mut other = self.clone();
