@@ -190,6 +190,8 @@ impl Bus {
                 // A restarted Redis may have come back empty: put our users' presence
                 // back now rather than at the next refresh.
                 let Some(realtime) = reconnect_rt.upgrade() else { return };
+                // Revocations published while we were away are lost: ask the database.
+                realtime.recheck.notify_one();
                 if let Some(bus) = &realtime.bus {
                     bus.write_presence(&bus.local_users()).await;
                 }

@@ -141,6 +141,13 @@ impl Hub {
         }
     }
 
+    /// The devices behind this instance's streams, each once.
+    pub fn device_ids(&self) -> Vec<i64> {
+        let state = self.lock();
+        let devices: HashSet<i64> = state.users.values().flat_map(|e| e.streams.iter().map(|s| s.device_id)).collect();
+        devices.into_iter().collect()
+    }
+
     /// Whether the user has a stream here.
     pub fn is_connected(&self, user_id: i64) -> bool {
         self.lock().users.get(&user_id).is_some_and(|e| !e.streams.is_empty())

@@ -311,6 +311,7 @@ mod tests {
             typing: Default::default(),
             bus: None,
             leaving: Default::default(),
+            recheck: Default::default(),
         });
         let (_tx, rx) = tokio::sync::mpsc::channel(1);
         let mut stream = super::Stream {
