@@ -27,7 +27,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/events", get(stream::events))
         .route("/c/{id}/typing", post(typing))
-        .route("/c/{id}/read", write(post(read)))
+        .route("/c/{id}/read", limited(state, Class::Read, post(read)))
         .route("/settings/status", get(status_page).merge(write(post(set_status))))
 }
 

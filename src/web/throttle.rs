@@ -29,9 +29,13 @@ const ONE_MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Which budget a route spends from.
 #[derive(Clone, Copy, Debug)]
 pub enum Class {
-    /// Changes to what exists: edits, reactions, pins, read marks, renames, roles,
-    /// removals, leaving, status and sessions (`--write-limit` per 10 s).
+    /// Changes to what exists: edits, reactions, pins, renames, roles, removals,
+    /// leaving, status, password and sessions (`--write-limit` per 10 s).
     Write,
+    /// Read marks, which app.js posts by itself as messages arrive: the same number
+    /// as `Write` but a budget of their own, so a busy chat never uses up the
+    /// person's reactions and edits.
+    Read,
     /// New groups, new direct messages and added members (`--create-limit` per minute).
     Create,
     /// Search and people lookups (`--search-limit` per 10 s).
@@ -42,6 +46,7 @@ impl Class {
     fn key(self, user_id: i64) -> String {
         let name = match self {
             Class::Write => "write",
+            Class::Read => "read",
             Class::Create => "create",
             Class::Search => "search",
         };
@@ -50,7 +55,7 @@ impl Class {
 
     fn rule(self, config: &crate::Config) -> Rule {
         match self {
-            Class::Write => Rule::new(config.write_limit, TEN_SECONDS),
+            Class::Write | Class::Read => Rule::new(config.write_limit, TEN_SECONDS),
             Class::Create => Rule::new(config.create_limit, ONE_MINUTE),
             Class::Search => Rule::new(config.search_limit, TEN_SECONDS),
         }
