@@ -17,6 +17,7 @@ on_both_backends!(
     history_pages_are_exact_while_messages_arrive,
     unread_counts_mentions_and_receipts,
     the_open_conversation_and_its_first_unread,
+    reading_pages_writes_nothing,
 );
 
 /// The conversation id a `/c/{id}` redirect points at.
@@ -506,6 +507,39 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
     mark_read(&mut carol, group).await;
     let receipt = alice.get(&format!("/c/{group}")).await;
     assert!(receipt.body.contains("Seen by bob, carol") || receipt.body.contains("Seen by carol, bob"));
+}
+
+/// Every page Bob can open about a conversation leaves it as it was: no event (so no
+/// event-counter lock), the same unread count, no receipt for Alice.
+async fn reading_pages_writes_nothing(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let first = send(&mut alice, dm, "first words").await;
+    send(&mut alice, dm, "second words").await;
+    assert!(bob.get("/").await.body.contains(r#"aria-label="2 unread""#));
+    let before = reale::realtime::log::newest(&app.state.store).await.expect("log");
+
+    for path in [
+        format!("/c/{dm}"),
+        format!("/c/{dm}?before={}", first + 1),
+        format!("/c/{dm}/history?before={}", first + 1),
+        format!("/c/{dm}/m/{first}"),
+        format!("/c/{dm}/m/{first}/view"),
+        format!("/c/{dm}/pins"),
+        "/search?q=words".to_string(),
+        "/people?q=ali".to_string(),
+        "/u/alice".to_string(),
+        "/".to_string(),
+    ] {
+        let page = bob.get(&path).await;
+        assert!(page.status.is_success() || page.status.is_redirection(), "{path}: {}", page.status);
+    }
+    assert_eq!(reale::realtime::log::newest(&app.state.store).await.expect("log"), before, "a GET appended an event");
+    assert!(bob.get("/").await.body.contains(r#"aria-label="2 unread""#), "still unread");
+    assert!(!alice.get(&format!("/c/{dm}")).await.body.contains(">Seen</p>"), "no receipt");
 }
 
 /// What a person without JavaScript does: open the page and press "Mark as read".
