@@ -157,6 +157,9 @@ function scheduleRead() {
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: `up_to=${newest}`,
       credentials: "same-origin",
+    }).then((response) => {
+      // Refused (e.g. 429): try again with the next message or visit.
+      if (!response.ok) list.dataset.readUpTo = "0";
     }).catch(() => { list.dataset.readUpTo = "0"; });
   }, 400);
 }
