@@ -14,6 +14,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const invalid = document.querySelector('[aria-invalid="true"]');
   if (invalid) invalid.focus();
   scrollToLatest();
+  // Opening the page does not mark it read (a GET never writes): this POST does.
+  scheduleRead();
 });
 
 // Enter sends, Shift+Enter makes a new line (as in every chat app).
@@ -155,6 +157,9 @@ function scheduleRead() {
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: `up_to=${newest}`,
       credentials: "same-origin",
+    }).then((response) => {
+      // Refused (e.g. 429): try again with the next message or visit.
+      if (!response.ok) list.dataset.readUpTo = "0";
     }).catch(() => { list.dataset.readUpTo = "0"; });
   }, 400);
 }

@@ -47,6 +47,10 @@ async fn start(postgres: bool) -> Bench {
     config.redis_url = None;
     config.send_limit = u32::MAX;
     config.register_limit = u32::MAX;
+    config.write_limit = u32::MAX;
+    config.create_limit = u32::MAX;
+    config.search_limit = u32::MAX;
+    config.stream_limit = u32::MAX;
     let state = reale::build_state(config).await.expect("app starts");
     let router = reale::app(state.clone());
     Bench { state, router, dir, pg_database }

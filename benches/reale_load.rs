@@ -179,7 +179,16 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("reale_load_{}_{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("data dir");
         let mut args: Vec<String> = ["--addr", &addr.to_string(), "--data-dir", &dir.display().to_string()].map(String::from).into();
-        for limit in ["--send-limit", "--register-limit", "--login-limit", "--login-ip-limit"] {
+        for limit in [
+            "--send-limit",
+            "--register-limit",
+            "--login-limit",
+            "--login-ip-limit",
+            "--write-limit",
+            "--create-limit",
+            "--search-limit",
+            "--stream-limit",
+        ] {
             args.extend([limit.to_string(), BIG.to_string()]);
         }
         for (flag, url) in [("--database-url", database), ("--redis-url", redis)] {

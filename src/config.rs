@@ -59,6 +59,23 @@ pub struct Config {
     /// Registrations allowed per client address in an hour.
     #[arg(long, env = "REALE_REGISTER_LIMIT", default_value_t = 20)]
     pub register_limit: u32,
+
+    /// Other writes one user may make in 10 seconds: edits, deletions, reactions,
+    /// pins, read marks, renames, roles, removals, leaving, settings and sessions.
+    #[arg(long, env = "REALE_WRITE_LIMIT", default_value_t = 60)]
+    pub write_limit: u32,
+
+    /// Groups created, direct messages opened and members added per user per minute.
+    #[arg(long, env = "REALE_CREATE_LIMIT", default_value_t = 30)]
+    pub create_limit: u32,
+
+    /// Searches and people lookups one user may make in 10 seconds.
+    #[arg(long, env = "REALE_SEARCH_LIMIT", default_value_t = 30)]
+    pub search_limit: u32,
+
+    /// Live-update streams (open tabs) one user may hold at once on an instance.
+    #[arg(long, env = "REALE_STREAM_LIMIT", default_value_t = 20)]
+    pub stream_limit: u32,
 }
 
 impl Config {

@@ -56,12 +56,19 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let sessions = accounts::session::SessionBackend::open(&store, redis.as_ref()).await?;
     let realtime = realtime::Realtime::start(&store, config.redis_url.as_deref()).await?;
+    let limiter = match &redis {
+        Some(pool) => {
+            let namespace = realtime::bus::namespace(&store).await?;
+            web::ratelimit::RateLimiter::shared(pool.clone(), format!("reale:{namespace}:limit:"))
+        }
+        None => web::ratelimit::RateLimiter::default(),
+    };
     Ok(AppState {
         realtime,
         writer: conversations::writer::MessageWriter::spawn(store.clone()),
         store,
         config: Arc::new(config),
-        limiter: Arc::default(),
+        limiter: Arc::new(limiter),
         sessions,
         redis,
     })
@@ -72,9 +79,9 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     Router::new()
         .route("/", get(home::show))
-        .merge(accounts::routes())
-        .merge(conversations::routes())
-        .merge(realtime::routes::routes())
+        .merge(accounts::routes(&state))
+        .merge(conversations::routes(&state))
+        .merge(realtime::routes::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

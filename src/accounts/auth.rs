@@ -14,6 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;
 use crate::web::layout::Page;
+use crate::web::ratelimit::Rule;
 use crate::web::request::ClientInfo;
 
 use super::model::{DisplayName, Email, Username, check_password};
@@ -106,7 +107,7 @@ pub async fn register(
         return Ok(register_failed(StatusCode::UNPROCESSABLE_ENTITY, input, errors));
     };
     if let Err(retry_after_secs) =
-        state.limiter.hit(&format!("register:{}", client.ip), state.config.register_limit, ONE_HOUR)
+        state.limiter.hit(&format!("register:{}", client.ip), Rule::new(state.config.register_limit, ONE_HOUR)).await
     {
         let errors = RegisterErrors {
             form: Some(AppError::TooManyRequests { retry_after_secs }.to_message()),
@@ -161,10 +162,11 @@ pub async fn login(
         return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, "Enter your username or email and your password.".into()));
     }
     let account_key = format!("login:{}:{}", login.to_lowercase(), client.ip);
-    let limited = state
-        .limiter
-        .hit(&format!("login-ip:{}", client.ip), state.config.login_ip_limit, FIFTEEN_MINUTES)
-        .and_then(|()| state.limiter.check(&account_key, state.config.login_limit));
+    let account_rule = Rule::new(state.config.login_limit, FIFTEEN_MINUTES);
+    let limited = match state.limiter.hit(&format!("login-ip:{}", client.ip), Rule::new(state.config.login_ip_limit, FIFTEEN_MINUTES)).await {
+        Ok(()) => state.limiter.check(&account_key, account_rule).await,
+        refused => refused,
+    };
     if let Err(retry_after_secs) = limited {
         let message = AppError::TooManyRequests { retry_after_secs }.to_message();
         let mut response = login_failed(StatusCode::TOO_MANY_REQUESTS, login, message);
@@ -179,10 +181,10 @@ pub async fn login(
     };
     let verified = password::verify(input.password, hash).await;
     let Some(user_id) = user_id.filter(|_| verified) else {
-        let _ = state.limiter.hit(&account_key, state.config.login_limit, FIFTEEN_MINUTES);
+        let _ = state.limiter.hit(&account_key, account_rule).await;
         return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, "That username or email and password do not match.".into()));
     };
-    state.limiter.clear(&account_key);
+    state.limiter.clear(&account_key).await;
     let device_id = store::create_device(&state.store, user_id, &client.user_agent, &client.ip).await?;
     session::sign_in(&session, device_id).await?;
     Ok(Redirect::to("/").into_response())

@@ -43,6 +43,10 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Already looked up for this request (e.g. by the rate limit layer).
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, why)| AppError::Internal(why.to_string()))?;
@@ -59,6 +63,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             // A changed value marks the session modified, so its expiry rolls forward.
             session.insert("seen", now_ms()).await?;
         }
+        parts.extensions.insert(user.clone());
         Ok(user)
     }
 }

@@ -8,6 +8,7 @@ pub mod model;
 pub mod password;
 pub mod session;
 mod settings;
+pub mod throttle;
 pub mod store;
 
 use axum::Router;
@@ -16,14 +17,18 @@ use axum::routing::{get, post};
 pub use current::{CurrentUser, MaybeUser};
 
 use crate::state::AppState;
+use throttle::{Class, limited};
 
-pub fn routes() -> Router<AppState> {
+/// Sign-in and registration have their own limits (per address and account);
+/// changes to a signed-in account spend from the user's write budget.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let write = |route| limited(state, Class::Write, route);
     Router::new()
         .route("/register", get(auth::register_page).post(auth::register))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/settings/sessions", get(devices::list))
-        .route("/settings/sessions/{id}/revoke", post(devices::revoke))
-        .route("/settings/sessions/revoke-others", post(devices::revoke_others))
-        .route("/settings/password", get(settings::password_page).post(settings::change_password))
+        .route("/settings/sessions/{id}/revoke", write(post(devices::revoke)))
+        .route("/settings/sessions/revoke-others", write(post(devices::revoke_others)))
+        .route("/settings/password", get(settings::password_page).merge(write(post(settings::change_password))))
 }

@@ -45,23 +45,23 @@ pub async fn connect_redis(url: &str) -> Result<fred::clients::Pool, fred::error
 
 impl SessionBackend {
     pub async fn open(store: &Store, redis: Option<&fred::clients::Pool>) -> Result<SessionBackend, sqlx::Error> {
-        if let Some(pool) = redis {
-            return Ok(SessionBackend::Redis(RedisStore::new(pool.clone())));
-        }
-        let backend = match &store.db {
-            Db::Sqlite(pool) => {
+        let backend = match (redis, &store.db) {
+            (Some(redis), _) => SessionBackend::Redis(RedisStore::new(redis.clone())),
+            (None, Db::Sqlite(pool)) => {
                 let sessions = SqliteStore::new(pool.clone());
                 sessions.migrate().await?;
                 SessionBackend::Sqlite(sessions)
             }
-            Db::Postgres(pool) => {
+            (None, Db::Postgres(pool)) => {
                 let sessions = PostgresStore::new(pool.clone());
                 sessions.migrate().await?;
                 SessionBackend::Postgres(sessions)
             }
         };
-        // Expired rows would otherwise stay forever; Redis expires keys itself.
-        let sweeper = backend.clone();
+        // Expired rows would otherwise stay forever (Redis expires keys itself), and
+        // so would the devices of sessions that expired from idleness; each instance's
+        // streams of a deleted device end at its next revocation check.
+        let (sweeper, devices) = (backend.clone(), store.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
@@ -73,6 +73,9 @@ impl SessionBackend {
                 };
                 if let Err(error) = result {
                     tracing::warn!(%error, "could not delete expired sessions");
+                }
+                if let Err(error) = super::store::delete_idle_devices(&devices).await {
+                    tracing::warn!(%error, "could not delete idle devices");
                 }
             }
         });

@@ -48,12 +48,13 @@ pub async fn change_password(
         (status, PasswordPage { page: Page::new("Change password", Some(&user)), error: Some(message), done: false }).into_response()
     };
     let limit_key = format!("login:{}:{}", user.username, client.ip);
-    if let Err(retry_after_secs) = state.limiter.check(&limit_key, state.config.login_limit) {
+    let rule = crate::web::ratelimit::Rule::new(state.config.login_limit, std::time::Duration::from_secs(900));
+    if let Err(retry_after_secs) = state.limiter.check(&limit_key, rule).await {
         return Ok(failed(StatusCode::TOO_MANY_REQUESTS, crate::error::AppError::TooManyRequests { retry_after_secs }.to_message()));
     }
     let stored = store::password_hash(&state.store, user.id).await?;
     if !password::verify(input.current_password, stored).await {
-        let _ = state.limiter.hit(&limit_key, state.config.login_limit, std::time::Duration::from_secs(900));
+        let _ = state.limiter.hit(&limit_key, rule).await;
         return Ok(failed(StatusCode::UNPROCESSABLE_ENTITY, "Your current password is not correct.".into()));
     }
     if let Err(why) = check_password(&input.new_password, &[&user.username, &user.display_name]) {

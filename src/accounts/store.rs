@@ -1,6 +1,6 @@
 //! SQL for users and devices (the signed-in sessions listed on the Sessions page).
 
-use crate::store::{Store, now_ms, unique_violation};
+use crate::store::{Db, Store, now_ms, unique_violation};
 use crate::with_db;
 
 use super::CurrentUser;
@@ -114,16 +114,48 @@ pub struct DeviceRow {
     pub last_active_at: i64,
 }
 
+/// Activity before this (ms) means the device's session has expired from idleness.
+pub fn idle_cutoff() -> i64 {
+    now_ms() - super::session::IDLE_DAYS * 24 * 3600 * 1000
+}
+
+/// The user's signed-in devices, without those whose session expired from idleness
+/// (their rows stay until the hourly sweep).
 pub async fn list_devices(store: &Store, user_id: i64) -> Result<Vec<DeviceRow>, sqlx::Error> {
     with_db!(store, pool => {
         sqlx::query_as(
             "SELECT id, user_agent, ip, created_at, last_active_at FROM devices
-             WHERE user_id = $1 ORDER BY last_active_at DESC, id DESC",
+             WHERE user_id = $1 AND last_active_at > $2 ORDER BY last_active_at DESC, id DESC",
         )
         .bind(user_id)
+        .bind(idle_cutoff())
         .fetch_all(pool)
         .await
     })
+}
+
+/// Deletes devices idle past the session expiry; the ids deleted.
+pub async fn delete_idle_devices(store: &Store) -> Result<Vec<i64>, sqlx::Error> {
+    with_db!(store, pool => {
+        sqlx::query_scalar("DELETE FROM devices WHERE last_active_at <= $1 RETURNING id").bind(idle_cutoff()).fetch_all(pool).await
+    })
+}
+
+/// Which of `device_ids` are still signed in: one query for every stream an instance
+/// holds, the ids bound as one JSON array (no statement per id, no bind limit).
+pub async fn existing_devices(store: &Store, device_ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+    let ids = serde_json::to_string(device_ids).unwrap_or_else(|_| "[]".into());
+    match &store.db {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT id FROM devices WHERE id IN (SELECT value FROM json_each($1))").bind(ids).fetch_all(pool).await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT id FROM devices WHERE id IN (SELECT value::bigint FROM json_array_elements_text($1::json))")
+                .bind(ids)
+                .fetch_all(pool)
+                .await
+        }
+    }
 }
 
 /// Signs out one of the user's devices; false when it is not theirs (or already gone).

@@ -15,6 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::web::Form;
+use crate::web::ratelimit::Rule;
 use crate::web::layout::Page;
 use crate::web::shell::wants_fragment;
 
@@ -83,11 +84,17 @@ pub async fn send(
         Some(reply_id) => reply_view(&state, id, reply_id).await?,
         None => None,
     };
-    let refused = parse_body(&input.body).err().or_else(|| {
-        let limit = state.limiter.hit(&format!("send:{}", user.id), state.config.send_limit, Duration::from_secs(10));
-        limit.err().map(|retry_after_secs| AppError::TooManyRequests { retry_after_secs }.to_message())
-    });
-    if let Some(error) = refused {
+    let refused = match parse_body(&input.body) {
+        Err(why) => Some((StatusCode::UNPROCESSABLE_ENTITY, why, None)),
+        Ok(_) => {
+            let rule = Rule::new(state.config.send_limit, Duration::from_secs(10));
+            state.limiter.hit(&format!("send:{}", user.id), rule).await.err().map(|retry_after_secs| {
+                let why = AppError::TooManyRequests { retry_after_secs }.to_message();
+                (StatusCode::TOO_MANY_REQUESTS, why, Some(retry_after_secs))
+            })
+        }
+    };
+    if let Some((status, error, retry_after)) = refused {
         // The same client id goes back, so sending the corrected draft stays idempotent.
         let compose = Compose {
             conversation_id: id,
@@ -97,7 +104,12 @@ pub async fn send(
             reply,
             oob: false,
         };
-        return compose_failed(&state, &user, &access, htmx, compose).await;
+        let mut response = compose_failed(&state, &user, &access, htmx, compose).await?;
+        *response.status_mut() = status;
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        return Ok(response);
     }
     let body = parse_body(&input.body).map_err(AppError::Unprocessable)?;
     let (html, mentions) = render_body(&state.store, &body).await?;

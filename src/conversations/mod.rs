@@ -19,30 +19,38 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
+use crate::accounts::throttle::{Class, limited};
 
-pub fn routes() -> Router<AppState> {
+/// Every write and every search spends from a per-user budget (`accounts::throttle`);
+/// sends are limited in `messages::send`, which keeps the draft on the page.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let (write, create, search) = (
+        |route| limited(state, Class::Write, route),
+        |route| limited(state, Class::Create, route),
+        |route| limited(state, Class::Search, route),
+    );
     Router::new()
-        .route("/people", get(people::find))
-        .route("/search", get(search::page))
+        .route("/people", search(get(people::find)))
+        .route("/search", search(get(search::page)))
         .route("/u/{username}", get(people::profile))
-        .route("/u/{username}/message", post(people::open_dm))
+        .route("/u/{username}/message", create(post(people::open_dm)))
         .route("/groups/new", get(groups::new_group_page))
-        .route("/groups", post(groups::create_group))
+        .route("/groups", create(post(groups::create_group)))
         .route("/c/{id}", get(pages::show))
         .route("/c/{id}/history", get(pages::history))
         .route("/c/{id}/pins", get(pages::pins))
         .route("/c/{id}/messages", post(messages::send))
         .route("/c/{id}/m/{message}", get(pages::permalink))
         .route("/c/{id}/m/{message}/view", get(pages::message_fragment))
-        .route("/c/{id}/m/{message}/edit", get(messages::edit_form).post(messages::edit))
-        .route("/c/{id}/m/{message}/delete", post(messages::delete))
-        .route("/c/{id}/m/{message}/react", post(messages::react))
-        .route("/c/{id}/m/{message}/pin", post(messages::pin))
-        .route("/c/{id}/m/{message}/unpin", post(messages::unpin))
-        .route("/c/{id}/members", get(groups::members).post(groups::add))
-        .route("/c/{id}/rename", post(groups::rename))
-        .route("/c/{id}/members/{user}/remove", post(groups::remove))
-        .route("/c/{id}/members/{user}/promote", post(groups::promote))
-        .route("/c/{id}/members/{user}/demote", post(groups::demote))
-        .route("/c/{id}/leave", post(groups::leave))
+        .route("/c/{id}/m/{message}/edit", get(messages::edit_form).merge(write(post(messages::edit))))
+        .route("/c/{id}/m/{message}/delete", write(post(messages::delete)))
+        .route("/c/{id}/m/{message}/react", write(post(messages::react)))
+        .route("/c/{id}/m/{message}/pin", write(post(messages::pin)))
+        .route("/c/{id}/m/{message}/unpin", write(post(messages::unpin)))
+        .route("/c/{id}/members", get(groups::members).merge(create(post(groups::add))))
+        .route("/c/{id}/rename", write(post(groups::rename)))
+        .route("/c/{id}/members/{user}/remove", write(post(groups::remove)))
+        .route("/c/{id}/members/{user}/promote", write(post(groups::promote)))
+        .route("/c/{id}/members/{user}/demote", write(post(groups::demote)))
+        .route("/c/{id}/leave", write(post(groups::leave)))
 }

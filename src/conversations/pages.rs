@@ -109,12 +109,10 @@ pub async fn render_page(
             }
         }
     }
-    if !page.has_newer {
-        // Only when there is something new: a no-op UPDATE still takes SQLite's write lock.
-        if let Some(last) = messages.last().filter(|last| last.id > access.last_read_id) {
-            store::mark_read(&state.store, id, user.id, last.id).await?;
-        }
-    }
+    // No mark-read here: a GET never writes (a cross-site link must not mark anything
+    // read, and a page view must not take the event-counter lock). app.js posts to
+    // `/c/{id}/read` once the page is visible; without JavaScript the page offers a
+    // "Mark as read" button, and sending marks read too.
     let sidebar = views::sidebar_for(&state, user.id, Some(id)).await?;
     let title = conversation_title(access, &members);
     let latest = messages.last().filter(|m| m.id == access.conversation.last_message_id).map(|m| (m.id, m.author_id, m.system));

@@ -192,8 +192,10 @@ pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn
                 presence::view(other, row.other_presence.as_deref().unwrap_or("online"), online(other), row.other_last_seen)
             }),
             kind: row.kind,
-            unread: row.unread,
-            mentioned: row.mentioned,
+            // The open conversation shows no badge: its reader is looking at it (the
+            // page's read POST moves the position; opening it no longer does).
+            unread: if active == Some(row.id) { 0 } else { row.unread },
+            mentioned: if active == Some(row.id) { 0 } else { row.mentioned },
             active: active == Some(row.id),
         })
         .collect()

@@ -57,7 +57,7 @@ impl Names {
 }
 
 /// What names the deployment: the database every instance of it shares.
-async fn namespace(store: &Store) -> Result<String, sqlx::Error> {
+pub(crate) async fn namespace(store: &Store) -> Result<String, sqlx::Error> {
     match &store.db {
         Db::Sqlite(pool) => sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_one(pool).await,
         Db::Postgres(pool) => sqlx::query_scalar("SELECT current_database()::text").fetch_one(pool).await,
@@ -190,6 +190,8 @@ impl Bus {
                 // A restarted Redis may have come back empty: put our users' presence
                 // back now rather than at the next refresh.
                 let Some(realtime) = reconnect_rt.upgrade() else { return };
+                // Revocations published while we were away are lost: ask the database.
+                realtime.recheck.notify_one();
                 if let Some(bus) = &realtime.bus {
                     bus.write_presence(&bus.local_users()).await;
                 }

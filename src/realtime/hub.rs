@@ -43,6 +43,14 @@ pub struct Hub {
     state: Mutex<HubState>,
 }
 
+/// Why `register` did not add a stream.
+pub enum Refused {
+    /// The hub delivered events newer than the membership snapshot: read it again.
+    Stale,
+    /// The user already holds the most streams allowed here.
+    Full,
+}
+
 /// What `register` reports about the user's other streams.
 pub struct Registered {
     pub stream_id: u64,
@@ -69,12 +77,24 @@ impl Hub {
     }
 
     /// Adds a stream for `user_id`, whose conversations were read at event `snapshot`.
-    /// Refused (None) when the hub already delivered events newer than the snapshot:
-    /// a membership change among them would be missing from it, so read again.
-    pub fn register(&self, user_id: i64, device_id: i64, snapshot: i64, conversations: &[i64]) -> Option<Registered> {
+    /// Refused as `Stale` when the hub already delivered events newer than the
+    /// snapshot (a membership change among them would be missing from it, so read
+    /// again), and as `Full` when the user already has `max_streams` here: counted
+    /// under the same lock, so simultaneous connects cannot slip past the cap.
+    pub fn register(
+        &self,
+        user_id: i64,
+        device_id: i64,
+        snapshot: i64,
+        conversations: &[i64],
+        max_streams: usize,
+    ) -> Result<Registered, Refused> {
         let mut state = self.lock();
+        if state.users.get(&user_id).is_some_and(|e| e.streams.len() >= max_streams) {
+            return Err(Refused::Full);
+        }
         if state.dispatched > snapshot {
-            return None;
+            return Err(Refused::Stale);
         }
         state.next_stream += 1;
         let stream_id = state.next_stream;
@@ -90,7 +110,7 @@ impl Hub {
         let entry = state.users.entry(user_id).or_default();
         entry.conversations.extend(conversations.iter().copied());
         entry.streams.push(Slot { id: stream_id, device_id, tx });
-        Some(Registered { stream_id, rx, first })
+        Ok(Registered { stream_id, rx, first })
     }
 
     /// Forgets a stream; true when it was the user's last one here.
@@ -119,6 +139,13 @@ impl Hub {
                 !revoked
             });
         }
+    }
+
+    /// The devices behind this instance's streams, each once.
+    pub fn device_ids(&self) -> Vec<i64> {
+        let state = self.lock();
+        let devices: HashSet<i64> = state.users.values().flat_map(|e| e.streams.iter().map(|s| s.device_id)).collect();
+        devices.into_iter().collect()
     }
 
     /// Whether the user has a stream here.

@@ -32,6 +32,10 @@ use typing::Typing;
 /// How often the dispatcher looks at the log without being woken: the floor on
 /// cross-instance delivery when Redis is down.
 const POLL: Duration = Duration::from_millis(1_000);
+/// How often each instance asks the database whether its streams' devices are still
+/// signed in: the bound on how long a stream outlives a sign-out whose Redis message
+/// was lost (or an instance that has no Redis to hear it).
+pub const REVOCATION_CHECK: Duration = Duration::from_secs(10);
 /// Events kept for reconnecting streams.
 const RETENTION_MS: i64 = 24 * 3600 * 1000;
 const RETAIN_AT_LEAST: i64 = 10_000;
@@ -42,6 +46,9 @@ pub struct Realtime {
     pub bus: Option<Bus>,
     /// Users whose last stream closed less than `presence::GRACE` ago.
     pub(crate) leaving: std::sync::Mutex<HashSet<i64>>,
+    /// Asks for a revocation check now (e.g. after Redis reconnected: a revocation
+    /// may have been published while this instance was not listening).
+    pub(crate) recheck: Arc<tokio::sync::Notify>,
 }
 
 impl Realtime {
@@ -52,7 +59,13 @@ impl Realtime {
             Some(url) => Some(Bus::connect(url).await?),
             None => None,
         };
-        let realtime = Arc::new(Realtime { hub: Hub::default(), typing: Typing::default(), bus, leaving: Default::default() });
+        let realtime = Arc::new(Realtime {
+            hub: Hub::default(),
+            typing: Typing::default(),
+            bus,
+            leaving: Default::default(),
+            recheck: Default::default(),
+        });
         realtime.hub.start_at(log::newest(store).await?);
         if let Some(bus) = &realtime.bus {
             bus.start(store.clone(), Arc::downgrade(&realtime)).await?;
@@ -60,6 +73,7 @@ impl Realtime {
         tokio::spawn(dispatch(store.clone(), Arc::downgrade(&realtime)));
         tokio::spawn(sweep_typing(Arc::downgrade(&realtime)));
         tokio::spawn(prune(store.clone(), Arc::downgrade(&realtime)));
+        tokio::spawn(recheck_devices(store.clone(), Arc::downgrade(&realtime)));
         Ok(realtime)
     }
 
@@ -214,6 +228,34 @@ async fn sweep_typing(realtime: std::sync::Weak<Realtime>) {
         let Some(realtime) = realtime.upgrade() else { return };
         for conversation in realtime.typing.expire() {
             realtime.send_typing(conversation);
+        }
+    }
+}
+
+/// Ends the streams of devices signed out anywhere, whether or not the Redis message
+/// about it arrived: one query every `REVOCATION_CHECK` for all local devices.
+async fn recheck_devices(store: Store, realtime: std::sync::Weak<Realtime>) {
+    let mut tick = tokio::time::interval(REVOCATION_CHECK);
+    let Some(now) = realtime.upgrade().map(|r| r.recheck.clone()) else { return };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = now.notified() => {}
+        }
+        let Some(strong) = realtime.upgrade() else { return };
+        let devices = strong.hub.device_ids();
+        if devices.is_empty() {
+            continue;
+        }
+        match crate::accounts::store::existing_devices(&store, &devices).await {
+            Ok(existing) => {
+                let gone: Vec<i64> = devices.into_iter().filter(|d| !existing.contains(d)).collect();
+                if !gone.is_empty() {
+                    tracing::info!(devices = gone.len(), "ending the streams of signed-out devices");
+                    strong.hub.revoke_devices(&gone);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "checking the streams' devices failed"),
         }
     }
 }

@@ -15,16 +15,20 @@ use crate::conversations::store as conversation_store;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;
+use crate::web::ratelimit::Rule;
+use crate::accounts::throttle::{Class, limited};
 use crate::web::layout::Page;
 
 use super::{presence, stream};
 
-pub fn routes() -> Router<AppState> {
+/// Typing has its own quiet limit below; the event stream a cap on streams per user.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let write = |route| limited(state, Class::Write, route);
     Router::new()
         .route("/events", get(stream::events))
         .route("/c/{id}/typing", post(typing))
-        .route("/c/{id}/read", post(read))
-        .route("/settings/status", get(status_page).post(set_status))
+        .route("/c/{id}/read", limited(state, Class::Read, post(read)))
+        .route("/settings/status", get(status_page).merge(write(post(set_status))))
 }
 
 /// "I am typing" (app.js sends it at most every few seconds while keys are pressed).
@@ -32,7 +36,7 @@ async fn typing(State(state): State<AppState>, user: CurrentUser, Path(id): Path
     // A ping keeps the indicator up for seconds, so pings beyond a couple every three
     // seconds (a script, not a person) are accepted and ignored.
     let key = format!("typing:{}:{id}", user.id);
-    if state.limiter.hit(&key, 2, std::time::Duration::from_secs(3)).is_err() {
+    if state.limiter.hit(&key, Rule::new(2, std::time::Duration::from_secs(3))).await.is_err() {
         return Ok(StatusCode::NO_CONTENT);
     }
     require(&state.store, user.id, id).await?;
@@ -44,6 +48,9 @@ async fn typing(State(state): State<AppState>, user: CurrentUser, Path(id): Path
 struct ReadInput {
     #[serde(default)]
     up_to: String,
+    /// Set by the page's own "Mark as read" button (no JavaScript): go back to it.
+    #[serde(default)]
+    back: String,
 }
 
 /// A live page saw messages up to `up_to` while visible: move the read position,
@@ -55,6 +62,9 @@ async fn read(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i
     let up_to = up_to.min(access.conversation.last_message_id);
     if up_to > access.last_read_id {
         conversation_store::mark_read(&state.store, id, user.id, up_to).await?;
+    }
+    if !input.back.is_empty() {
+        return Ok(Redirect::to(&format!("/c/{id}")).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

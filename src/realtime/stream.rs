@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::store::Store;
 
 use super::delivery::{Delivery, frame, named_frame};
-use super::hub::StreamRx;
+use super::hub::{Refused, StreamRx};
 use crate::store::log::{self, Kind};
 use super::typing;
 use super::{Realtime, render};
@@ -83,8 +83,15 @@ pub async fn events(
     let mut attempt = 0;
     let (snapshot, registered) = loop {
         let (snapshot, conversations) = log::memberships_at(&state.store, user.id).await?;
-        if let Some(registered) = realtime.hub.register(user.id, user.device_id, snapshot, &conversations) {
-            break (snapshot, registered);
+        let max_streams = state.config.stream_limit as usize;
+        match realtime.hub.register(user.id, user.device_id, snapshot, &conversations, max_streams) {
+            Ok(registered) => break (snapshot, registered),
+            Err(Refused::Full) => {
+                // Each open tab holds one stream; this many is a script, or a leak.
+                tracing::info!(user_id = user.id, max_streams, "refused an event stream over the per-user cap");
+                return Ok(too_many_streams());
+            }
+            Err(Refused::Stale) => {}
         }
         attempt += 1;
         if attempt >= 50 {
@@ -145,6 +152,19 @@ pub async fn events(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// 429 with a reason; EventSource gives up on it (no reconnect loop), and the page
+/// still works without live updates.
+fn too_many_streams() -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many live-update streams are open for this account. Close some tabs and reload.",
+    )
+        .into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response.extensions_mut().insert(crate::web::shell::Verbatim);
+    response
 }
 
 impl Stream {
@@ -300,6 +320,7 @@ mod tests {
             typing: Default::default(),
             bus: None,
             leaving: Default::default(),
+            recheck: Default::default(),
         });
         let (_tx, rx) = tokio::sync::mpsc::channel(1);
         let mut stream = super::Stream {

@@ -1,5 +1,5 @@
 //! The web layer shared by every domain: the response shell (CSP, security headers,
-//! error pages), CSRF guard, assets, forms, client facts, rate limits, and the
+//! error pages), CSRF guard, assets, forms, client facts, rate limits and the route classes they apply to, and the
 //! operational endpoints.
 
 pub mod assets;

@@ -16,6 +16,8 @@ on_both_backends!(
     sessions_page_lists_devices_and_signs_out_others,
     password_change_needs_the_current_one_and_signs_out_other_devices,
     repeated_wrong_passwords_are_limited_but_the_owner_gets_in_from_elsewhere,
+    devices_idle_past_the_session_expiry_leave_the_sessions_page_and_the_database,
+    a_stream_ends_when_its_device_is_deleted_without_any_message,
 );
 
 async fn a_new_user_registers_and_is_signed_in(app: TestApp) {
@@ -198,6 +200,61 @@ async fn sessions_page_lists_devices_and_signs_out_others(app: TestApp) {
     laptop.post("/settings/sessions/revoke-others", &[]).await.assert_redirect("/settings/sessions");
     tablet.get("/").await.assert_redirect("/login");
     assert_eq!(laptop.get("/").await.status, StatusCode::OK);
+}
+
+/// Runs one statement on the app's database, as another instance (or an operator)
+/// would, behind the running app's back.
+async fn execute(app: &TestApp, sql: &str, id: i64) {
+    match &app.state.store.db {
+        reale::store::Db::Sqlite(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()),
+        reale::store::Db::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()),
+    }
+    .expect("statement runs");
+}
+
+async fn devices_idle_past_the_session_expiry_leave_the_sessions_page_and_the_database(app: TestApp) {
+    let mut laptop = app.client();
+    laptop.register("alice").await;
+    let mut old_phone = app.client().from_ip([127, 0, 0, 9]);
+    old_phone.login("alice", PASSWORD).await.assert_redirect("/");
+    let page = laptop.get("/settings/sessions").await;
+    assert_eq!(page.body.matches(r#"class="device""#).count(), 2);
+    let phone_id: i64 = device_id_with_ip(&page.body, "127.0.0.9").parse().expect("id");
+
+    // The phone was last used 31 days ago: its session expired after 30 idle days.
+    let days_31 = 31 * 24 * 3600 * 1000_i64;
+    execute(&app, &format!("UPDATE devices SET last_active_at = last_active_at - {days_31} WHERE id = $1"), phone_id).await;
+    let page = laptop.get("/settings/sessions").await;
+    assert_eq!(page.body.matches(r#"class="device""#).count(), 1, "only this laptop: {}", page.body);
+    assert!(!page.body.contains("127.0.0.9"));
+
+    // The hourly sweep deletes its row (and only its row).
+    let swept = reale::accounts::store::delete_idle_devices(&app.state.store).await.expect("sweep");
+    assert_eq!(swept, vec![phone_id]);
+    assert_eq!(laptop.get("/").await.status, StatusCode::OK);
+    old_phone.get("/").await.assert_redirect("/login");
+}
+
+/// A sign-out whose Redis message never arrives (here: the row deleted directly, as
+/// another instance without a bus would) still ends the stream within the check period.
+async fn a_stream_ends_when_its_device_is_deleted_without_any_message(app: TestApp) {
+    let mut laptop = app.client();
+    laptop.register("alice").await;
+    let mut phone = app.client().from_ip([127, 0, 0, 7]);
+    phone.login("alice", PASSWORD).await.assert_redirect("/");
+    let mut phone_stream = phone.events("/events", None).await;
+    let mut laptop_stream = laptop.events("/events", None).await;
+    assert_eq!(phone_stream.status, StatusCode::OK);
+    let page = laptop.get("/settings/sessions").await;
+    let phone_id: i64 = device_id_with_ip(&page.body, "127.0.0.7").parse().expect("id");
+
+    execute(&app, "DELETE FROM devices WHERE id = $1", phone_id).await;
+    let period = reale::realtime::REVOCATION_CHECK;
+    let signed_out = phone_stream.expect("signed out", period + std::time::Duration::from_secs(5)).await;
+    assert_eq!(signed_out.name, "resync");
+    assert!(phone_stream.ends_within(std::time::Duration::from_secs(2)).await, "the phone's stream ends");
+    // The laptop's stream stays: as long a wait as the phone's took, and then some.
+    assert!(!laptop_stream.ends_within(period + std::time::Duration::from_secs(5)).await, "the laptop's stream stays open");
 }
 
 /// The revoke form's id for the device row that shows `ip`.

@@ -240,6 +240,10 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     bob.the_one("//*[@id='messages']/*[@id='unread']", "the New messages divider").await;
     bob.run_axe("live group with unread messages (bob)", &mut findings).await;
     check_log(bob, "live group (bob)", &mut findings).await;
+    // Opening the page (a GET) marked nothing; its script posted the read once the
+    // page was visible, so Alice sees Bob's receipt.
+    alice.goto(&format!("{base}/c/{group}")).await;
+    wait_js(alice, "Seen by bob in the group", Instant::now(), SEEN_BY, json!([format!("seen-{group}"), "bob"])).await;
     drop(gate);
 
     times.report();
@@ -342,6 +346,12 @@ const SIDEBAR_ITEM: &str = r##"
 "##;
 
 /// Conversation `arguments[0]`'s unread badge (not the mention one) reads `arguments[1]`.
+/// `#seen-N` names `arguments[1]` among the readers.
+const SEEN_BY: &str = r##"
+    const el = document.getElementById(arguments[0]);
+    return el && el.textContent.includes("Seen by") && el.textContent.includes(arguments[1]);
+"##;
+
 const BADGE: &str = r##"
     const badge = document.querySelector(`#badges-${arguments[0]} .badge:not(.mention)`);
     return badge && badge.textContent.trim() === arguments[1];

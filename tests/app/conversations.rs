@@ -17,6 +17,7 @@ on_both_backends!(
     history_pages_are_exact_while_messages_arrive,
     unread_counts_mentions_and_receipts,
     the_open_conversation_and_its_first_unread,
+    reading_pages_writes_nothing,
 );
 
 /// The conversation id a `/c/{id}` redirect points at.
@@ -495,7 +496,10 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
 
     let page = bob.get(&format!("/c/{dm}")).await;
     assert!(page.body.contains("New messages"), "divider at the first unread");
-    assert!(!bob.get("/").await.body.contains(r#"aria-label="2 unread""#), "opening marks read");
+    assert!(bob.get("/").await.body.contains(r#"aria-label="2 unread""#), "opening the page (a GET) marks nothing read");
+    assert!(!alice.get(&format!("/c/{dm}")).await.body.contains(">Seen</p>"), "no receipt for a page view");
+    mark_read(&mut bob, dm).await;
+    assert!(!bob.get("/").await.body.contains(r#"aria-label="2 unread""#), "the page's Mark as read marks read");
     assert!(alice.get(&format!("/c/{dm}")).await.body.contains(">Seen</p>"), "DM receipt");
 
     let page = bob.get(&format!("/c/{group}")).await;
@@ -508,10 +512,54 @@ async fn unread_counts_mentions_and_receipts(app: TestApp) {
     let mentions = article.split("data-mentions=\"").nth(1).and_then(|v| v.split('"').next()).expect("data-mentions");
     assert_eq!(mentions.split_whitespace().collect::<Vec<_>>(), [bob_id.to_string()], "marked as mentioning bob alone: {article}");
     assert!(page.body.contains(&format!(r#".message[data-mentions~="{bob_id}"]"#)), "highlighted for bob");
+    mark_read(&mut bob, group).await;
     assert!(alice.get(&format!("/c/{group}")).await.body.contains("Seen by bob"));
-    carol.get(&format!("/c/{group}")).await;
+    mark_read(&mut carol, group).await;
     let receipt = alice.get(&format!("/c/{group}")).await;
     assert!(receipt.body.contains("Seen by bob, carol") || receipt.body.contains("Seen by carol, bob"));
+}
+
+/// Every page Bob can open about a conversation leaves it as it was: no event (so no
+/// event-counter lock), the same unread count, no receipt for Alice.
+async fn reading_pages_writes_nothing(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let first = send(&mut alice, dm, "first words").await;
+    send(&mut alice, dm, "second words").await;
+    assert!(bob.get("/").await.body.contains(r#"aria-label="2 unread""#));
+    let before = reale::store::log::newest(&app.state.store).await.expect("log");
+
+    for path in [
+        format!("/c/{dm}"),
+        format!("/c/{dm}?before={}", first + 1),
+        format!("/c/{dm}/history?before={}", first + 1),
+        format!("/c/{dm}/m/{first}"),
+        format!("/c/{dm}/m/{first}/view"),
+        format!("/c/{dm}/pins"),
+        "/search?q=words".to_string(),
+        "/people?q=ali".to_string(),
+        "/u/alice".to_string(),
+        "/".to_string(),
+    ] {
+        let page = bob.get(&path).await;
+        assert!(page.status.is_success() || page.status.is_redirection(), "{path}: {}", page.status);
+    }
+    assert_eq!(reale::store::log::newest(&app.state.store).await.expect("log"), before, "a GET appended an event");
+    assert!(bob.get("/").await.body.contains(r#"aria-label="2 unread""#), "still unread");
+    assert!(!alice.get(&format!("/c/{dm}")).await.body.contains(">Seen</p>"), "no receipt");
+}
+
+/// What a person without JavaScript does: open the page and press "Mark as read".
+async fn mark_read(client: &mut crate::support::Client, conversation: i64) {
+    let page = client.get(&format!("/c/{conversation}")).await;
+    let form = page.body.find(&format!(r#"action="/c/{conversation}/read""#)).expect("a Mark as read button");
+    let value = &page.body[form..].split(r#"name="up_to" value=""#).nth(1).expect("up_to")[..];
+    let up_to = &value[..value.find('"').expect("quoted")];
+    assert!(page.body[form..].contains("Mark as read"));
+    client.post(&format!("/c/{conversation}/read"), &[("up_to", up_to), ("back", "1")]).await.assert_redirect(&format!("/c/{conversation}"));
 }
 
 async fn the_open_conversation_and_its_first_unread(app: TestApp) {
@@ -527,16 +575,18 @@ async fn the_open_conversation_and_its_first_unread(app: TestApp) {
     let page = bob.get(&format!("/c/{dm}")).await;
     assert!(page.body.contains(&format!(r#"href="/c/{dm}/m/{}">Jump to first unread"#, ids[0])), "first unread is off the page");
     assert!(!page.body.contains(" unread\""), "the open conversation has no badge in its own sidebar");
+    mark_read(&mut bob, dm).await;
 
     let new = send(&mut alice, dm, "hey @bob").await;
     send(&mut alice, dm, "and more").await;
     let older = bob.get(&format!("/c/{dm}?before={}", ids[30])).await;
-    assert!(older.body.contains(r#"aria-label="1 mentions of you""#), "an older page marks nothing read");
+    assert!(bob.get("/").await.body.contains(r#"aria-label="1 mentions of you""#), "an older page marks nothing read");
     assert!(!older.body.contains("Jump to first unread"));
     let page = bob.get(&format!("/c/{dm}")).await;
     let divider = page.body.find(r#"id="unread""#).expect("divider");
     assert!(page.body[divider..].find(&format!(r#"id="message-{new}""#)).is_some_and(|at| at < 300), "divider at the first unread");
-    assert!(!page.body.contains("mentions of you"), "opening marks read");
+    assert!(bob.get(&format!("/c/{dm}")).await.body.contains(r#"id="unread""#), "opening again: still unread");
+    mark_read(&mut bob, dm).await;
     assert!(!bob.get(&format!("/c/{dm}")).await.body.contains(r#"id="unread""#), "read now");
 }
 
@@ -546,10 +596,17 @@ async fn sending_too_fast_is_slowed_down_with_the_draft_kept() {
     let mut alice = app.client();
     alice.register("alice").await;
     let saved = open_dm(&mut alice, "alice").await;
-    for n in 0..30 {
-        send(&mut alice, saved, &format!("quick {n}")).await;
-    }
-    let slowed = alice.post(&format!("/c/{saved}/messages"), &[("body", "one too many"), ("client_id", "late")]).await;
-    assert_eq!(slowed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The limit lets 30 through at once, then one every third of a second.
+    let mut sent = 0;
+    let slowed = loop {
+        let response = alice.post(&format!("/c/{saved}/messages"), &[("body", "one too many"), ("client_id", &format!("c{sent}"))]).await;
+        if response.status != StatusCode::SEE_OTHER || sent == 60 {
+            break response;
+        }
+        sent += 1;
+    };
+    assert!((30..60).contains(&sent), "slowed down after {sent}");
+    assert_eq!(slowed.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(slowed.header("retry-after").parse::<u64>().is_ok_and(|s| s >= 1), "says when to try again");
     assert!(slowed.body.contains("Too many attempts") && slowed.body.contains("one too many"));
 }

@@ -5,6 +5,7 @@ mod support;
 mod accounts;
 mod contention;
 mod conversations;
+mod limits;
 mod browser;
 mod browser_a11y;
 mod browser_chat;

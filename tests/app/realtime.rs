@@ -38,6 +38,9 @@ async fn bob_sees_everything_alice_does_live(app: TestApp) {
     assert!(event.id.is_some(), "logged events carry an id");
     let page = bob.get(&format!("/c/{dm}")).await.body;
     assert!(event.data.contains(&message_element(&page, id)), "event HTML is the page's partial:\n{}\n---\n{}", event.data, message_element(&page, id));
+    // Opening the page marks nothing; its script then posts what Bob saw.
+    let seen = bob.post(&format!("/c/{dm}/read"), &[("up_to", &id.to_string())]).await;
+    assert_eq!(seen.status, StatusCode::NO_CONTENT);
     // Bob's unread badge went up on the way (a per-viewer frame).
     let mut stream2 = bob.events("/events", None).await;
 

@@ -49,20 +49,22 @@ struct Peer {
 impl Peer {
     /// Another instance of `first`'s deployment: same database, the given Redis.
     async fn start(first: &TestApp, redis: &str) -> Peer {
+        Peer::start_with(first, Some(redis), &["--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await
+    }
+
+    /// Like `start`, with these limit flags instead of lifted limits, and Redis only
+    /// when given.
+    async fn start_with(first: &TestApp, redis: Option<&str>, limits: &[&str]) -> Peer {
         let data_dir = temp_dir("reale_peer");
         let database_url = first.state.config.database_url();
         let dir = data_dir.display().to_string();
-        let mut config = reale::Config::parse_from([
-            "reale",
-            "--data-dir",
-            &dir,
-            "--database-url",
-            &database_url,
-            "--redis-url",
-            redis,
-            "--send-limit",
-            "100000",
-        ]);
+        let mut argv = vec!["reale", "--data-dir", &dir, "--database-url", &database_url];
+        argv.extend(redis.map(|url| ["--redis-url", url]).into_iter().flatten());
+        argv.extend(limits);
+        let mut config = reale::Config::parse_from(argv);
+        if redis.is_none() {
+            config.redis_url = None;
+        }
         config.public_url = None;
         let state = reale::build_state(config).await.expect("the second instance starts");
         let router = reale::app(state.clone());
@@ -104,7 +106,7 @@ async fn expect_presence(stream: &mut EventStream, user: i64, state: &str, wait:
 #[tokio::test]
 async fn two_instances_share_messages_typing_presence_and_revocation() {
     let redis = redis_url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &redis, "--send-limit", "100000"]).await else {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &redis, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
         return;
     };
     let b = Peer::start(&a, &redis).await;
@@ -186,10 +188,75 @@ async fn two_instances_share_messages_typing_presence_and_revocation() {
 
 /// Two deployments (two databases) on one Redis: their user, conversation and device
 /// ids coincide, yet neither hears the other's typing, presence or sign-outs.
+/// Two instances on one database and no Redis at all: a sign-out on one reaches a
+/// stream on the other through the periodic device check, not a message.
+async fn a_sign_out_on_one_instance_ends_the_stream_on_another_without_redis(backend: Backend) {
+    let Some(a) = TestApp::spawn_with(backend, crate::support::FLOW_ARGS).await else {
+        return;
+    };
+    let b = Peer::start_with(&a, None, crate::support::FLOW_ARGS).await;
+    let mut laptop = a.client();
+    laptop.register("alice").await;
+    let mut phone = b.client().from_ip([127, 0, 0, 5]);
+    phone.login("alice", PASSWORD).await.assert_redirect("/");
+    let mut phone_stream = phone.events("/events", None).await;
+    assert_eq!(phone_stream.status, StatusCode::OK);
+
+    laptop.post("/settings/sessions/revoke-others", &[]).await.assert_redirect("/settings/sessions");
+    let wait = reale::realtime::REVOCATION_CHECK + Duration::from_secs(5);
+    assert_eq!(phone_stream.expect("signed out", wait).await.name, "resync");
+    assert!(phone_stream.ends_within(Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn without_redis_a_sign_out_reaches_the_other_instance_on_sqlite() {
+    a_sign_out_on_one_instance_ends_the_stream_on_another_without_redis(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn without_redis_a_sign_out_reaches_the_other_instance_on_postgres() {
+    a_sign_out_on_one_instance_ends_the_stream_on_another_without_redis(Backend::Postgres).await;
+}
+
+/// Acceptance 5: the limit is one budget in Redis, not one per instance. Alice creates
+/// groups round-robin on three instances with a limit of 3 a minute: three pass in
+/// all (each instance keeping its own count would let all nine through).
+#[tokio::test]
+async fn three_instances_behind_one_redis_enforce_one_limit() {
+    let redis = redis_url();
+    let limits = ["--send-limit", "100000", "--create-limit", "3"];
+    let mut args = vec!["--redis-url", redis.as_str()];
+    args.extend(limits);
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &args).await else {
+        return;
+    };
+    let b = Peer::start_with(&a, Some(&redis), &limits).await;
+    let c = Peer::start_with(&a, Some(&redis), &limits).await;
+    let mut on_a = a.client();
+    on_a.register("alice").await;
+    let mut alice = [on_a.clone(), on_a.on(b.router.clone()), on_a.on(c.router.clone())];
+    let mut created = 0;
+    let mut slowed = 0;
+    for n in 0..9 {
+        let name = format!("Group number {n}");
+        let response = alice[n % 3].post("/groups", &[("name", &name), ("members", "")]).await;
+        match response.status {
+            StatusCode::SEE_OTHER => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                slowed += 1;
+                assert!(response.body.contains(&name), "the group name is kept: {}", response.body);
+                assert!(!response.header("retry-after").is_empty());
+            }
+            other => panic!("unexpected {other}: {}", response.body),
+        }
+    }
+    assert_eq!((created, slowed), (3, 6), "one limit across three instances");
+}
+
 #[tokio::test]
 async fn deployments_sharing_a_redis_stay_apart() {
     let redis = redis_url();
-    let args = ["--redis-url", redis.as_str(), "--send-limit", "100000"];
+    let args = ["--redis-url", redis.as_str(), "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"];
     let Some(x) = TestApp::spawn_with(Backend::Postgres, &args).await else { return };
     let Some(y) = TestApp::spawn_with(Backend::Postgres, &args).await else { return };
     let mut people = Vec::new();
@@ -318,7 +385,7 @@ impl Drop for PrivateRedis {
 async fn without_redis_events_committed_on_one_instance_still_reach_the_other() {
     let Some(mut redis) = PrivateRedis::start().await else { return };
     let url = redis.url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000"]).await else {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
         return;
     };
     let b = Peer::start(&a, &url).await;
@@ -548,6 +615,8 @@ impl Server {
             "--redis-url".into(),
             redis_url.into(),
             "--send-limit".into(),
+            "100000".into(),
+            "--write-limit".into(),
             "100000".into(),
         ];
         Server { name, addr, args, log: dir.join(format!("{name}.log")), child: None }

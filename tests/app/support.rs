@@ -204,6 +204,11 @@ impl Client {
         self
     }
 
+    /// The same browser (cookies and all) talking to another instance.
+    pub fn on(&self, router: Router) -> Client {
+        Client { router, ..self.clone() }
+    }
+
     /// A second browser: same app, no cookies.
     pub fn fresh(&self) -> Client {
         let mut other = self.clone();
@@ -274,9 +279,10 @@ impl Client {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Flags for flow tests: they send faster than a person, so the per-user send limit
-/// is lifted (its own test uses the default).
-pub const FLOW_ARGS: &[&str] = &["--send-limit", "100000"];
+/// Flags for flow tests: they act faster than a person, so the per-user limits are
+/// lifted (the limits' own tests, in `limits.rs`, set them low on purpose).
+pub const FLOW_ARGS: &[&str] =
+    &["--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000", "--search-limit", "100000"];
 
 /// Runs each listed `async fn(TestApp)` as two tests, one on SQLite and one on Postgres.
 #[macro_export]
