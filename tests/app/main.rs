@@ -12,3 +12,4 @@ mod realtime;
 mod scale;
 mod search;
 mod security;
+mod sessions;
