@@ -10,10 +10,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::ClientLike;
+use fred::prelude::{ClientLike, Expiration, KeysInterface};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
-use tower_sessions_redis_store::RedisStore;
 
 use super::session_store::DbSessions;
 
@@ -21,16 +20,40 @@ use super::session_store::DbSessions;
 /// answers in well under a millisecond, and a dead one must not stall every page.
 const CACHE_WAIT: Duration = Duration::from_millis(250);
 
+/// Keys and values as tower-sessions' Redis store wrote them (the session id; the
+/// MessagePack record, expiring with the session), so sessions cached before this
+/// store existed are still found.
 #[derive(Clone, Debug)]
 pub struct CachedSessions {
     db: DbSessions,
     pool: fred::clients::Pool,
-    cache: RedisStore<fred::clients::Pool>,
+}
+
+fn redis_error(error: fred::error::Error) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
 }
 
 impl CachedSessions {
     pub fn new(db: DbSessions, pool: fred::clients::Pool) -> CachedSessions {
-        CachedSessions { db, cache: RedisStore::new(pool.clone()), pool }
+        CachedSessions { db, pool }
+    }
+
+    /// Puts `record` in the cache whether or not it is there (a refill, or a save).
+    async fn put(&self, record: &Record) -> session_store::Result<()> {
+        let bytes = rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let expire = Expiration::EXAT(record.expiry_date.unix_timestamp());
+        let _: () = self.pool.set(record.id.to_string(), bytes, Some(expire), None, false).await.map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let bytes: Option<Vec<u8>> = self.pool.get(id.to_string()).await.map_err(redis_error)?;
+        bytes.map(|b| rmp_serde::from_slice(&b).map_err(|e| session_store::Error::Decode(e.to_string()))).transpose()
+    }
+
+    async fn remove(&self, id: &Id) -> session_store::Result<()> {
+        let _: () = self.pool.del(id.to_string()).await.map_err(redis_error)?;
+        Ok(())
     }
 
     /// Runs a cache operation unless Redis is known to be down; None when it was
@@ -58,24 +81,24 @@ impl SessionStore for CachedSessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // The database picks the id (it retries on a collision), then the cache copies it.
         self.db.create(record).await?;
-        self.try_cache("save", self.cache.save(record)).await;
+        self.try_cache("save", self.put(record)).await;
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         self.db.save(record).await?;
-        self.try_cache("save", self.cache.save(record)).await;
+        self.try_cache("save", self.put(record)).await;
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self.try_cache("load", self.cache.load(id)).await {
+        match self.try_cache("load", self.get(id)).await {
             Some(Some(record)) => Ok(Some(record)),
             Some(None) => {
                 // A miss: Redis restarted empty, or evicted the key. Refill it.
                 let record = self.db.load(id).await?;
                 if let Some(record) = &record {
-                    self.try_cache("refill", self.cache.save(record)).await;
+                    self.try_cache("refill", self.put(record)).await;
                 }
                 Ok(record)
             }
@@ -87,7 +110,7 @@ impl SessionStore for CachedSessions {
         self.db.delete(id).await?;
         // If this fails the cached copy lives until its expiry; it names a device that
         // signing out has already removed, which `CurrentUser` refuses.
-        self.try_cache("delete", self.cache.delete(id)).await;
+        self.try_cache("delete", self.remove(id)).await;
         Ok(())
     }
 }

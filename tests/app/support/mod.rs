@@ -423,3 +423,4 @@ impl EventStream {
         }
     }
 }
+pub mod cluster;
