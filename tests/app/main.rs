@@ -7,6 +7,7 @@ mod conversations;
 mod browser;
 mod browser_chat;
 mod browser_live;
+mod browser_scale;
 mod operations;
 mod realtime;
 mod scale;

@@ -462,7 +462,7 @@ async fn killing_an_instance_and_restarting_redis_loses_and_duplicates_nothing()
 
         // Bob's page shows the newest messages as the database has them.
         let page = bob.page(addr_b, &format!("/c/{dm}")).await;
-        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.status, StatusCode::OK, "Bob's page on B led to {:?}", page.location);
         let on_page: Vec<i64> =
             page.body.split("<article id=\"message-").skip(1).filter_map(|s| s.split('"').next()?.parse().ok()).collect();
         assert!(!on_page.is_empty() && sent_ids.ends_with(&on_page), "Bob's page ends with the sent messages: {on_page:?}");
