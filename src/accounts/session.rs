@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use super::session_cache::CachedSessions;
@@ -54,6 +54,16 @@ impl SessionBackend {
             Some(pool) => SessionBackend::Cached(CachedSessions::new(db, pool.clone())),
             None => SessionBackend::Database(db),
         })
+    }
+}
+
+impl SessionBackend {
+    /// What the hourly sweep does: removes expired sessions from the database.
+    pub async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            SessionBackend::Database(s) => s.delete_expired().await,
+            SessionBackend::Cached(s) => s.db().delete_expired().await,
+        }
     }
 }
 

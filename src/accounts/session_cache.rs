@@ -38,6 +38,10 @@ impl CachedSessions {
         CachedSessions { db, pool }
     }
 
+    pub fn db(&self) -> &DbSessions {
+        &self.db
+    }
+
     /// Puts `record` in the cache whether or not it is there (a refill, or a save).
     async fn put(&self, record: &Record) -> session_store::Result<()> {
         let bytes = rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;

@@ -88,7 +88,36 @@ async fn a_taken_id_gets_a_new_one(app: TestApp) {
     assert_eq!(store.load(&second.id).await.expect("load").map(|r| r.data), Some(second.data));
 }
 
-crate::on_both_backends!(a_taken_id_gets_a_new_one);
+/// The hourly sweep removes expired rows and keeps live ones.
+async fn the_sweep_removes_only_expired_sessions(app: TestApp) {
+    let store = &app.state.sessions;
+    let mut live = record(1);
+    store.create(&mut live).await.expect("create");
+    let mut expired = record(2);
+    expired.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    store.create(&mut expired).await.expect("create");
+    assert_eq!((has_row(&app, &live.id).await, has_row(&app, &expired.id).await), (true, true));
+    store.delete_expired().await.expect("sweep");
+    assert!(!has_row(&app, &expired.id).await, "the sweep removes the expired row");
+    assert!(has_row(&app, &live.id).await, "the sweep keeps the live row");
+    assert_eq!(store.load(&live.id).await.expect("load").map(|r| r.data), Some(live.data));
+}
+
+async fn has_row(app: &TestApp, id: &Id) -> bool {
+    let id = id.to_string();
+    let count: i64 = match &app.state.store.db {
+        reale::store::Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = ?").bind(id).fetch_one(pool).await
+        }
+        reale::store::Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions.session WHERE id = $1").bind(id).fetch_one(pool).await
+        }
+    }
+    .expect("count sessions");
+    count == 1
+}
+
+crate::on_both_backends!(a_taken_id_gets_a_new_one, the_sweep_removes_only_expired_sessions);
 
 /// One person's turn: `sender` sends `body` and `reader` sees it on the conversation
 /// page, neither sent to the login page.
