@@ -105,6 +105,7 @@ async fn chat(balancer: &Balancer, a: &mut Server, redis: &mut PrivateRedis, ali
 
     let mut expected = Vec::new();
     let mut resent = 0;
+    let mut cut = 0;
     let started = Instant::now();
     for n in 0..MESSAGES {
         let (sender, name) = if n % 2 == 0 { (alice, "alice") } else { (bob, "bob") };
@@ -112,7 +113,10 @@ async fn chat(balancer: &Balancer, a: &mut Server, redis: &mut PrivateRedis, ali
         sender.fill("Message", &text).await;
         sender.button("Send").await.click().await.expect("click Send");
         match n {
-            KILL_A => a.kill(),
+            KILL_A => {
+                cut = balancer.open[0].load(Ordering::Relaxed);
+                a.kill();
+            }
             RESTART_A => a.start().await,
             RESTART_REDIS => {
                 redis.kill();
@@ -136,8 +140,9 @@ async fn chat(balancer: &Balancer, a: &mut Server, redis: &mut PrivateRedis, ali
     }
     let counts: Vec<usize> = balancer.forwarded.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     assert!(counts.iter().all(|&c| c > 0), "both instances served the browsers: {counts:?}");
+    assert!(cut > 0, "the kill of A cut no browser connection, so it tested nothing");
     eprintln!(
-        "browser scale: {MESSAGES} messages in {burst:?}; A killed after send {KILL_A}, back after {RESTART_A}, Redis restarted after {RESTART_REDIS}; {resent} send(s) pressed again; connections to A/B {counts:?}"
+        "browser scale: {MESSAGES} messages in {burst:?}; A killed after send {KILL_A}, back after {RESTART_A}, Redis restarted after {RESTART_REDIS}; {resent} send(s) pressed again; the kill cut {cut} open connection(s); connections to A/B {counts:?}"
     );
 }
 

@@ -13,6 +13,8 @@ pub struct Balancer {
     pub addr: SocketAddr,
     /// Connections forwarded to each instance, in `instances` order.
     pub forwarded: Arc<Vec<AtomicUsize>>,
+    /// Connections open to each instance now.
+    pub open: Arc<Vec<AtomicUsize>>,
     accept: JoinHandle<()>,
 }
 
@@ -21,20 +23,23 @@ impl Balancer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the balancer");
         let addr = listener.local_addr().expect("the balancer's address");
         let forwarded: Arc<Vec<AtomicUsize>> = Arc::new(instances.iter().map(|_| AtomicUsize::new(0)).collect());
-        let counts = forwarded.clone();
+        let open: Arc<Vec<AtomicUsize>> = Arc::new(instances.iter().map(|_| AtomicUsize::new(0)).collect());
+        let (counts, open_now) = (forwarded.clone(), open.clone());
         let accept = tokio::spawn(async move {
             let mut next = 0;
             while let Ok((inbound, _)) = listener.accept().await {
                 let first = next;
                 next = (next + 1) % instances.len();
-                let (instances, counts) = (instances.clone(), counts.clone());
+                let (instances, counts, open_now) = (instances.clone(), counts.clone(), open_now.clone());
                 // Aborted with the accept loop's runtime at the end of the test.
                 tokio::spawn(async move {
                     for k in 0..instances.len() {
                         let n = (first + k) % instances.len();
                         if let Ok(outbound) = TcpStream::connect(instances[n]).await {
                             counts[n].fetch_add(1, Ordering::Relaxed);
+                            open_now[n].fetch_add(1, Ordering::Relaxed);
                             pipe(inbound, outbound).await;
+                            open_now[n].fetch_sub(1, Ordering::Relaxed);
                             return;
                         }
                     }
@@ -42,7 +47,7 @@ impl Balancer {
                 });
             }
         });
-        Balancer { addr, forwarded, accept }
+        Balancer { addr, forwarded, open, accept }
     }
 
     pub fn origin(&self) -> String {
