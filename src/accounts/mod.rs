@@ -7,6 +7,8 @@ mod devices;
 pub mod model;
 pub mod password;
 pub mod session;
+mod session_cache;
+mod session_store;
 mod settings;
 pub mod throttle;
 pub mod store;

@@ -1,5 +1,6 @@
-//! Session storage and cookies: tower-sessions with its SQLite or Postgres store by
-//! default (sessions survive restarts), or the Redis store when `REDIS_URL` is set.
+//! Sessions and their cookies. Sessions live in the database (`session_store`), so
+//! they survive restarts of the app and of Redis; with `REDIS_URL`, Redis caches them
+//! in front of the database (`session_cache`) and is never the only copy.
 //!
 //! The session holds only the device id; the `devices` row is the authority on
 //! whether that sign-in is still valid, so revoking a device works the same on every
@@ -11,21 +12,22 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_redis_store::RedisStore;
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
+use super::session_cache::CachedSessions;
+use super::session_store::DbSessions;
 use crate::state::AppState;
-use crate::store::{Db, Store};
+use crate::store::Store;
 
 pub const DEVICE_KEY: &str = "device";
 /// Inactivity after which a session ends; every active day pushes it forward.
 pub const IDLE_DAYS: i64 = 30;
 
+/// Where sessions are kept: always the database, and with `REDIS_URL` a Redis cache
+/// in front of it.
 #[derive(Clone, Debug)]
 pub enum SessionBackend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-    Redis(RedisStore<fred::clients::Pool>),
+    Database(DbSessions),
+    Cached(CachedSessions),
 }
 
 pub async fn connect_redis(url: &str) -> Result<fred::clients::Pool, fred::error::Error> {
@@ -45,41 +47,23 @@ pub async fn connect_redis(url: &str) -> Result<fred::clients::Pool, fred::error
 
 impl SessionBackend {
     pub async fn open(store: &Store, redis: Option<&fred::clients::Pool>) -> Result<SessionBackend, sqlx::Error> {
-        let backend = match (redis, &store.db) {
-            (Some(redis), _) => SessionBackend::Redis(RedisStore::new(redis.clone())),
-            (None, Db::Sqlite(pool)) => {
-                let sessions = SqliteStore::new(pool.clone());
-                sessions.migrate().await?;
-                SessionBackend::Sqlite(sessions)
-            }
-            (None, Db::Postgres(pool)) => {
-                let sessions = PostgresStore::new(pool.clone());
-                sessions.migrate().await?;
-                SessionBackend::Postgres(sessions)
-            }
-        };
-        // Expired rows would otherwise stay forever (Redis expires keys itself), and
-        // so would the devices of sessions that expired from idleness; each instance's
-        // streams of a deleted device end at its next revocation check.
-        let (sweeper, devices) = (backend.clone(), store.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                let result = match &sweeper {
-                    SessionBackend::Sqlite(s) => s.delete_expired().await,
-                    SessionBackend::Postgres(s) => s.delete_expired().await,
-                    SessionBackend::Redis(_) => Ok(()),
-                };
-                if let Err(error) = result {
-                    tracing::warn!(%error, "could not delete expired sessions");
-                }
-                if let Err(error) = super::store::delete_idle_devices(&devices).await {
-                    tracing::warn!(%error, "could not delete idle devices");
-                }
-            }
-        });
-        Ok(backend)
+        // The table comes from the migrations; expired rows would otherwise stay forever.
+        let db = DbSessions::new(store.clone());
+        db.sweep_hourly();
+        Ok(match redis {
+            Some(pool) => SessionBackend::Cached(CachedSessions::new(db, pool.clone())),
+            None => SessionBackend::Database(db),
+        })
+    }
+}
+
+impl SessionBackend {
+    /// What the hourly sweep does: removes expired sessions from the database.
+    pub async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            SessionBackend::Database(s) => s.delete_expired().await,
+            SessionBackend::Cached(s) => s.db().delete_expired().await,
+        }
     }
 }
 
@@ -87,33 +71,29 @@ impl SessionBackend {
 impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
-            SessionBackend::Sqlite(s) => s.create(record).await,
-            SessionBackend::Postgres(s) => s.create(record).await,
-            SessionBackend::Redis(s) => s.create(record).await,
+            SessionBackend::Database(s) => s.create(record).await,
+            SessionBackend::Cached(s) => s.create(record).await,
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
-            SessionBackend::Sqlite(s) => s.save(record).await,
-            SessionBackend::Postgres(s) => s.save(record).await,
-            SessionBackend::Redis(s) => s.save(record).await,
+            SessionBackend::Database(s) => s.save(record).await,
+            SessionBackend::Cached(s) => s.save(record).await,
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
-            SessionBackend::Sqlite(s) => s.load(id).await,
-            SessionBackend::Postgres(s) => s.load(id).await,
-            SessionBackend::Redis(s) => s.load(id).await,
+            SessionBackend::Database(s) => s.load(id).await,
+            SessionBackend::Cached(s) => s.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
-            SessionBackend::Sqlite(s) => s.delete(id).await,
-            SessionBackend::Postgres(s) => s.delete(id).await,
-            SessionBackend::Redis(s) => s.delete(id).await,
+            SessionBackend::Database(s) => s.delete(id).await,
+            SessionBackend::Cached(s) => s.delete(id).await,
         }
     }
 }

@@ -372,7 +372,7 @@ const HAS_ALL: &str = r##"
 "##;
 
 /// The newest message whose body reads `arguments[1]`, in conversation `arguments[0]`.
-const MESSAGE_WITH: &str = r##"
+pub(crate) const MESSAGE_WITH: &str = r##"
     const list = document.querySelector(`#messages[data-conversation-id="${arguments[0]}"]`);
     if (!list) return null;
     const found = Array.from(list.querySelectorAll(":scope > .message")).filter((m) => {
@@ -383,7 +383,7 @@ const MESSAGE_WITH: &str = r##"
 "##;
 
 /// True once no htmx request is in flight.
-const IDLE: &str = r##"
+pub(crate) const IDLE: &str = r##"
     return document.querySelectorAll(".htmx-request").length === 0;
 "##;
 
@@ -419,7 +419,7 @@ const SEND_BURST: &str = r##"
 
 /// Polls `script` in `b` every `TICK` until it returns something truthy; returns that
 /// and the time since `since`. Panics after `DEADLINE`.
-async fn wait_js(b: &Browser, what: &str, since: Instant, script: &str, args: Value) -> (Value, Duration) {
+pub(crate) async fn wait_js(b: &Browser, what: &str, since: Instant, script: &str, args: Value) -> (Value, Duration) {
     let Value::Array(args) = args else { panic!("arguments are an array") };
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -445,14 +445,14 @@ async fn wait_message(b: &Browser, c: i64, text: &str, since: Instant) -> (i64, 
     (id.as_i64().expect("a message id"), took)
 }
 
-struct Shown {
-    id: i64,
-    system: bool,
-    text: String,
-    copies: u64,
+pub(crate) struct Shown {
+    pub(crate) id: i64,
+    pub(crate) system: bool,
+    pub(crate) text: String,
+    pub(crate) copies: u64,
 }
 
-async fn messages(b: &Browser, c: i64) -> Vec<Shown> {
+pub(crate) async fn messages(b: &Browser, c: i64) -> Vec<Shown> {
     let value = b.client.execute(MESSAGES, vec![json!(c)]).await.expect("list the messages");
     let rows = value.as_array().unwrap_or_else(|| panic!("browser {}: no message list: {value}", b.name));
     rows.iter()
@@ -468,7 +468,7 @@ async fn messages(b: &Browser, c: i64) -> Vec<Shown> {
 /// Every message shows once (one element per id, ids ascending down the page), and the
 /// text messages are exactly `expected`, in that order.
 #[track_caller]
-fn assert_once_in_order(b: &Browser, list: &[Shown], expected: &[String]) {
+pub(crate) fn assert_once_in_order(b: &Browser, list: &[Shown], expected: &[String]) {
     for shown in list {
         assert_eq!(shown.copies, 1, "browser {}: message {} is on the page {} times", b.name, shown.id, shown.copies);
     }
@@ -523,7 +523,7 @@ async fn send(b: &Browser, text: &str) {
     b.button("Send").await.click().await.expect("click Send");
 }
 
-async fn register(b: &Browser, base: &str, username: &str) {
+pub(crate) async fn register(b: &Browser, base: &str, username: &str) {
     b.goto(&format!("{base}/register")).await;
     b.wait_for_path("/register", "opening the register page").await;
     b.fill("Username", username).await;
@@ -534,7 +534,7 @@ async fn register(b: &Browser, base: &str, username: &str) {
 }
 
 /// Waits to arrive on a `/c/N` page; returns N.
-async fn wait_for_conversation(b: &Browser, after: &str) -> i64 {
+pub(crate) async fn wait_for_conversation(b: &Browser, after: &str) -> i64 {
     let client = &b.client;
     b.eventually(&format!("expected a conversation after {after}"), || async move {
         let url = client.current_url().await.map_err(|e| e.to_string())?;

@@ -1,4 +1,4 @@
-//! Health, readiness, restarts, and the Redis session mode.
+//! Health, readiness, restarts, and sessions with Redis as their cache.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,8 +49,11 @@ async fn accounts_and_sessions_survive_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With Redis configured, a session is kept in the database and cached in Redis;
+/// signing out removes both copies.
 #[tokio::test]
-async fn sessions_live_in_redis_when_configured() {
+async fn sessions_are_kept_in_the_database_and_cached_in_redis() {
+    use fred::prelude::KeysInterface;
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let Some(app) = TestApp::spawn_with(backend, &["--redis-url", &redis_url()]).await else {
             return;
@@ -60,17 +63,33 @@ async fn sessions_live_in_redis_when_configured() {
         assert_eq!(alice.get("/").await.status, StatusCode::OK);
         let ready = alice.get("/readyz").await;
         assert!(ready.body.contains("redis: ok"), "{}", ready.body);
+        let id = alice.cookies.get("reale_session").expect("session cookie").clone();
+        let redis = app.state.redis.clone().expect("Redis mode");
+        let cached = |id: String| {
+            let redis = redis.clone();
+            async move { redis.exists::<i64, _>(id).await.expect("EXISTS") }
+        };
+        assert_eq!(session_rows(&app, &id).await, 1, "{backend:?}: the session is in the database");
+        assert_eq!(cached(id.clone()).await, 1, "{backend:?}: and cached in Redis");
+
         let stolen = alice.clone();
         alice.post("/logout", &[]).await.assert_redirect("/login");
         stolen.clone().get("/").await.assert_redirect("/login");
-
-        // The session is stored in Redis, not in the database's session table.
-        let rows: Result<i64, sqlx::Error> = match &app.state.store.db {
-            reale::store::Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions").fetch_one(pool).await,
-            reale::store::Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions.session").fetch_one(pool).await,
-        };
-        assert!(rows.is_err(), "no database session table in Redis mode");
+        assert_eq!(session_rows(&app, &id).await, 0, "{backend:?}: signing out removes the database copy");
+        assert_eq!(cached(id).await, 0, "{backend:?}: and the cached one");
     }
+}
+
+async fn session_rows(app: &TestApp, id: &str) -> i64 {
+    match &app.state.store.db {
+        reale::store::Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = ?").bind(id).fetch_one(pool).await
+        }
+        reale::store::Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions.session WHERE id = $1").bind(id).fetch_one(pool).await
+        }
+    }
+    .expect("count sessions")
 }
 
 /// A TCP forwarder standing in for "the database server": stopping it is what the

@@ -2,6 +2,13 @@
 //! database), driven in-process through `tower::ServiceExt::oneshot` by a client that
 //! keeps cookies like a browser. `serve()` puts the same app on a real socket for the
 //! browser tests.
+//!
+//! Scale mode's harness: `cluster` (a second instance, a private Redis, the server
+//! binary as a process, an SSE follower) and `balancer` (one address in front of
+//! several instances).
+
+pub mod balancer;
+pub mod cluster;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
