@@ -69,7 +69,10 @@ impl DbSessions {
     pub fn sweep_hourly(&self) {
         let sessions = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            // The first sweep an hour after start, not at once: a sweep racing the first
+            // requests gains nothing (tests saw it delete rows they had just written).
+            let hour = std::time::Duration::from_secs(3600);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
             loop {
                 tick.tick().await;
                 if let Err(error) = sessions.delete_expired().await {
