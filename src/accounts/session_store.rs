@@ -17,10 +17,38 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use crate::store::{Db, Store};
+use crate::with_db;
 
 #[derive(Clone, Debug)]
 pub struct DbSessions {
     store: Store,
+    sql: std::sync::Arc<Statements>,
+}
+
+/// The same statements on either backend; only the table's name differs (Postgres keeps
+/// it in a schema of its own, as the store this replaced did).
+#[derive(Debug)]
+struct Statements {
+    insert: String,
+    upsert: String,
+    load: String,
+    delete: String,
+    sweep: String,
+}
+
+impl Statements {
+    fn for_table(table: &str) -> Statements {
+        Statements {
+            insert: format!("INSERT INTO {table} (id, data, expiry_date) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING"),
+            upsert: format!(
+                "INSERT INTO {table} (id, data, expiry_date) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date"
+            ),
+            load: format!("SELECT data FROM {table} WHERE id = $1 AND expiry_date > $2"),
+            delete: format!("DELETE FROM {table} WHERE id = $1"),
+            sweep: format!("DELETE FROM {table} WHERE expiry_date < $1"),
+        }
+    }
 }
 
 fn backend(error: sqlx::Error) -> session_store::Error {
@@ -33,34 +61,21 @@ fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
 
 impl DbSessions {
     pub fn new(store: Store) -> DbSessions {
-        DbSessions { store }
+        let table = match store.db {
+            Db::Sqlite(_) => "tower_sessions",
+            Db::Postgres(_) => "tower_sessions.session",
+        };
+        DbSessions { store, sql: std::sync::Arc::new(Statements::for_table(table)) }
     }
 
     /// Inserts `record` unless its id is taken; true when inserted.
     async fn insert_new(&self, record: &Record) -> session_store::Result<bool> {
         let (id, data) = (record.id.to_string(), encode(record)?);
-        let inserted = match &self.store.db {
-            Db::Sqlite(pool) => sqlx::query(
-                "INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(data)
-            .bind(record.expiry_date)
-            .execute(pool)
-            .await
-            .map_err(backend)?
-            .rows_affected(),
-            Db::Postgres(pool) => sqlx::query(
-                "INSERT INTO tower_sessions.session (id, data, expiry_date) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(data)
-            .bind(record.expiry_date)
-            .execute(pool)
-            .await
-            .map_err(backend)?
-            .rows_affected(),
-        };
+        let sql = &self.sql.insert;
+        let inserted = with_db!(self.store, pool => {
+            sqlx::query(sql).bind(id).bind(data).bind(record.expiry_date).execute(pool).await.map(|r| r.rows_affected())
+        })
+        .map_err(backend)?;
         Ok(inserted == 1)
     }
 
@@ -91,15 +106,8 @@ impl DbSessions {
 #[async_trait]
 impl ExpiredDeletion for DbSessions {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        let now = OffsetDateTime::now_utc();
-        match &self.store.db {
-            Db::Sqlite(pool) => {
-                sqlx::query("DELETE FROM tower_sessions WHERE expiry_date < ?").bind(now).execute(pool).await.map(|_| ())
-            }
-            Db::Postgres(pool) => {
-                sqlx::query("DELETE FROM tower_sessions.session WHERE expiry_date < $1").bind(now).execute(pool).await.map(|_| ())
-            }
-        }
+        let (now, sql) = (OffsetDateTime::now_utc(), &self.sql.sweep);
+        with_db!(self.store, pool => sqlx::query(sql).bind(now).execute(pool).await.map(|_| ()))
         .map_err(backend)?;
         Ok(())
     }
@@ -115,68 +123,24 @@ impl SessionStore for DbSessions {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let (id, data) = (record.id.to_string(), encode(record)?);
-        match &self.store.db {
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?)
-                     ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
-                )
-                .bind(id)
-                .bind(data)
-                .bind(record.expiry_date)
-                .execute(pool)
-                .await
-                .map(|_| ())
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO tower_sessions.session (id, data, expiry_date) VALUES ($1, $2, $3)
-                     ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
-                )
-                .bind(id)
-                .bind(data)
-                .bind(record.expiry_date)
-                .execute(pool)
-                .await
-                .map(|_| ())
-            }
-        }
+        let (id, data, sql) = (record.id.to_string(), encode(record)?, &self.sql.upsert);
+        with_db!(self.store, pool => sqlx::query(sql).bind(id).bind(data).bind(record.expiry_date).execute(pool).await.map(|_| ()))
         .map_err(backend)?;
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let (id, now) = (id.to_string(), OffsetDateTime::now_utc());
-        let data: Option<Vec<u8>> = match &self.store.db {
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT data FROM tower_sessions WHERE id = ? AND expiry_date > ?")
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar("SELECT data FROM tower_sessions.session WHERE id = $1 AND expiry_date > $2")
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        let (id, now, sql) = (id.to_string(), OffsetDateTime::now_utc(), &self.sql.load);
+        let data: Option<Vec<u8>> =
+            with_db!(self.store, pool => sqlx::query_scalar(sql).bind(id).bind(now).fetch_optional(pool).await)
         .map_err(backend)?;
         data.map(|bytes| rmp_serde::from_slice(&bytes).map_err(|e| session_store::Error::Decode(e.to_string())))
             .transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let id = id.to_string();
-        match &self.store.db {
-            Db::Sqlite(pool) => sqlx::query("DELETE FROM tower_sessions WHERE id = ?").bind(id).execute(pool).await.map(|_| ()),
-            Db::Postgres(pool) => {
-                sqlx::query("DELETE FROM tower_sessions.session WHERE id = $1").bind(id).execute(pool).await.map(|_| ())
-            }
-        }
+        let (id, sql) = (id.to_string(), &self.sql.delete);
+        with_db!(self.store, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()))
         .map_err(backend)?;
         Ok(())
     }
