@@ -1,6 +1,9 @@
 //! reale-bench: Reale's speed measured in-process, for BENCHMARKS.md.
 //!
-//! cargo bench --bench reale_bench -- render            conversation page, 50 messages
+//! cargo bench --bench reale_bench -- render            group page: 50 messages, 50-row sidebar
+//!
+//! Everything runs on one core (CPU 0, or BENCH_CPU): the server's work, as the issue
+//! measures it, plus the bench's requests, which are in-process.
 //! cargo bench --bench reale_bench -- send [postgres]   durable sends through group commit
 //! cargo bench --bench reale_bench -- search [postgres] full-text search over 1 M messages
 //!
@@ -16,6 +19,10 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use reale::conversations::writer::NewMessage;
+
+// The same allocator as the `reale` binary.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Bench {
     state: reale::AppState,
@@ -130,15 +137,47 @@ impl Stats {
     }
 }
 
+/// The realistic page of issue 10: alice opens a group of seven whose 60 messages carry
+/// markdown, replies, reactions and mentions (the page shows the newest 50), with a
+/// sidebar of 50 conversations (49 DMs holding unread messages, some mentioning her).
 async fn render() {
     let bench = start(false).await;
     let alice = bench.register("alice").await;
-    bench.register("bob").await;
-    let location = bench.post(&alice, "/u/bob/message", "").await;
-    let conversation: i64 = location.trim_start_matches("/c/").parse().expect("conversation id");
-    for n in 0..60 {
-        let body = format!("Message number {n} with **bold**, `code` and a link https://example.org/{n}");
-        bench.post(&alice, &format!("/c/{conversation}/messages"), &format!("body={}&client_id=m{n}", urlencode(&body))).await;
+    let mut others = Vec::new();
+    for n in 0..49 {
+        let cookie = bench.register(&format!("user{n}")).await;
+        let location = bench.post(&alice, &format!("/u/user{n}/message"), "").await;
+        let dm: i64 = location.trim_start_matches("/c/").parse().expect("conversation id");
+        for k in 0..3 {
+            let body = if k == 1 { format!("Hi @alice, about **item {n}**") } else { format!("Note {k} from user{n}: `code` and https://example.org/{n}") };
+            bench.post(&cookie, &format!("/c/{dm}/messages"), &format!("body={}&client_id=d{n}-{k}", urlencode(&body))).await;
+        }
+        others.push(cookie);
+    }
+    let location = bench.post(&alice, "/groups", "name=Team&members=user0,user1,user2,user3,user4,user5").await;
+    let conversation: i64 = location.trim_start_matches("/c/").parse().expect("group id");
+    // Authors rotate over alice and six others.
+    let authors: Vec<&String> = std::iter::once(&alice).chain(others.iter().take(6)).collect();
+    let mut ids: Vec<i64> = Vec::new();
+    for n in 0..60usize {
+        let author = authors[n % authors.len()];
+        let mention = match n % 3 {
+            0 => " cc @alice",
+            1 => " thanks @user1 and @user2",
+            _ => "",
+        };
+        let body = format!("Message number {n} with **bold**, _emphasis_, `code` and a link https://example.org/{n}{mention}");
+        let reply = if n % 3 == 2 && !ids.is_empty() { format!("&reply_to={}", ids[ids.len() - 2]) } else { String::new() };
+        let location = bench
+            .post(author, &format!("/c/{conversation}/messages"), &format!("body={}&client_id=g{n}{reply}", urlencode(&body)))
+            .await;
+        let id: i64 = location.rsplit_once("#message-").expect("message anchor").1.parse().expect("message id");
+        ids.push(id);
+        // One to three reactions from different people.
+        for r in 0..=(n % 3) {
+            let emoji = ["%F0%9F%91%8D", "%E2%9D%A4%EF%B8%8F", "%F0%9F%8E%89"][r];
+            bench.post(authors[(n + r + 1) % authors.len()], &format!("/c/{conversation}/m/{id}/react"), &format!("emoji={emoji}")).await;
+        }
     }
     let path = format!("/c/{conversation}");
     let fetch = move |router: axum::Router| {
@@ -148,38 +187,107 @@ async fn render() {
             let request = Request::get(&path).header(header::COOKIE, &alice).body(Body::empty()).expect("request");
             let response = router.oneshot(request).await.expect("response");
             assert_eq!(response.status(), StatusCode::OK);
-            let body = response.into_body().collect().await.expect("body").to_bytes();
-            assert!(body.len() > 10_000);
+            response.into_body().collect().await.expect("body").to_bytes()
         }
     };
+    let page = fetch(bench.router.clone()).await;
+    let text = String::from_utf8_lossy(&page);
+    // The page is the one described: 50 messages with replies, reactions and mentions,
+    // and a sidebar of 50 conversations of which the 49 DMs show unread badges.
+    assert_eq!(text.matches("role=\"listitem\" aria-labelledby=\"message-").count(), 50, "50 messages shown");
+    assert!(text.matches("class=\"reply-quote\"").count() >= 15, "replies shown");
+    assert!(text.matches("class=\"reaction\"").count() >= 90, "reactions shown");
+    assert!(text.matches("class=\"mention\"").count() >= 30, "mentions shown");
+    assert_eq!(text.matches("<li id=\"sidebar-").count(), 50, "sidebar of 50");
+    assert!(text.matches("unread\">").count() >= 49, "unread counts on the 49 DMs");
+    println!("render: page is {} bytes", page.len());
     for _ in 0..200 {
         fetch(bench.router.clone()).await;
     }
     for concurrency in [1usize, 4] {
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(5);
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let router = bench.router.clone();
-            let fetch = fetch.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    fetch(router.clone()).await;
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            }));
+        for attempt in 1..=3 {
+            wait_quiet().await;
+            let (own0, all0) = (cpu_secs(), machine_busy_secs());
+            let started = Instant::now();
+            let deadline = started + Duration::from_secs(5);
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let router = bench.router.clone();
+                let fetch = fetch.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        fetch(router.clone()).await;
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await.expect("task"));
+            }
+            let elapsed = started.elapsed();
+            let other = ((machine_busy_secs() - all0) - (cpu_secs() - own0)) / elapsed.as_secs_f64();
+            let stats = Stats { count: latencies.len(), elapsed, latencies };
+            stats.report(&format!("render group page (50 msgs, 50-row sidebar), {concurrency} concurrent, other CPU {:.0} %", other * 100.0));
+            if other < 0.1 {
+                break;
+            }
+            println!("  (other processes used {:.0} % of a core: repeating, attempt {attempt} of 3)", other * 100.0);
         }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await.expect("task"));
-        }
-        let stats = Stats { count: latencies.len(), elapsed: started.elapsed(), latencies };
-        stats.report(&format!("render 50-message conversation page, {concurrency} concurrent"));
     }
     bench.stop().await;
+}
+
+/// This process's CPU time (user + system), in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Busy CPU time of the whole machine (all cores), in seconds.
+fn machine_busy_secs() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = text.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let busy = ticks.iter().sum::<f64>() - ticks.get(3).unwrap_or(&0.0) - ticks.get(4).unwrap_or(&0.0);
+    // SAFETY: sysconf has no preconditions.
+    busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The machine is shared (builds, tests): waits (up to 2 min) for a second in which
+/// other processes used under 10 % of a core.
+async fn wait_quiet() {
+    let waited = Instant::now();
+    for _ in 0..120 {
+        let (own0, all0) = (cpu_secs(), machine_busy_secs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if (machine_busy_secs() - all0) - (cpu_secs() - own0) < 0.1 {
+            break;
+        }
+    }
+    if waited.elapsed() > Duration::from_secs(2) {
+        println!("  (waited {:.0} s for other processes to quieten)", waited.elapsed().as_secs_f64());
+    }
+}
+
+/// Server work on one core, as in the issue: the runtime, sqlx's SQLite worker threads
+/// and the bench's own requests all inherit this affinity (CPU 0, or BENCH_CPU).
+fn pin_to_one_core() {
+    let cpu: usize = std::env::var("BENCH_CPU").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity on this thread (0) before any
+    // other thread exists, so every later thread inherits the mask.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("could not pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+        }
+    }
 }
 
 fn urlencode(text: &str) -> String {
@@ -236,8 +344,12 @@ async fn send(postgres: bool) {
     bench.stop().await;
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    pin_to_one_core();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let postgres = args.iter().any(|a| a == "postgres");
     match args.first().map(String::as_str) {

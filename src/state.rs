@@ -17,4 +17,6 @@ pub struct AppState {
     pub redis: Option<fred::clients::Pool>,
     pub writer: MessageWriter,
     pub realtime: std::sync::Arc<crate::realtime::Realtime>,
+    /// Device → user, remembered on a single instance (see `accounts::device_cache`).
+    pub devices: Arc<crate::accounts::device_cache::DeviceCache>,
 }

@@ -197,6 +197,7 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> AppResul
         let owner: Option<i64> = store::user_for_device(&state.store, device_id).await?.map(|(u, _)| u.id);
         if let Some(owner) = owner {
             store::delete_device(&state.store, owner, device_id).await?;
+            state.devices.forget(&[device_id]);
             state.realtime.revoke_devices(&[device_id]).await;
         }
     }

@@ -53,15 +53,22 @@ impl FromRequestParts<AppState> for CurrentUser {
         let Some(device_id) = session.get::<i64>(DEVICE_KEY).await? else {
             return Err(AppError::Unauthorized);
         };
-        let Some((user, last_active)) = store::user_for_device(&state.store, device_id).await? else {
+        let found = match state.devices.get(device_id) {
+            Some(cached) => Some(cached),
+            None => store::user_for_device(&state.store, device_id).await?,
+        };
+        let Some((user, last_active)) = found else {
             session.flush().await?;
             return Err(AppError::Unauthorized);
         };
         if now_ms() - last_active > TOUCH_AFTER_MS {
             let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
             store::touch_device(&state.store, device_id, &client.ip).await?;
+            state.devices.put(device_id, &user, now_ms());
             // A changed value marks the session modified, so its expiry rolls forward.
             session.insert("seen", now_ms()).await?;
+        } else {
+            state.devices.put(device_id, &user, last_active);
         }
         parts.extensions.insert(user.clone());
         Ok(user)

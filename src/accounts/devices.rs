@@ -53,12 +53,14 @@ pub async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): 
     if !store::delete_device(&state.store, user.id, id).await? {
         return Err(AppError::NotFound);
     }
+    state.devices.forget(&[id]);
     state.realtime.revoke_devices(&[id]).await;
     Ok(Redirect::to("/settings/sessions"))
 }
 
 pub async fn revoke_others(State(state): State<AppState>, user: CurrentUser) -> AppResult<Redirect> {
     let signed_out = store::delete_other_devices(&state.store, user.id, user.device_id).await?;
+    state.devices.forget(&signed_out);
     state.realtime.revoke_devices(&signed_out).await;
     Ok(Redirect::to("/settings/sessions"))
 }

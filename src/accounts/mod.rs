@@ -3,6 +3,7 @@
 
 mod auth;
 mod current;
+pub mod device_cache;
 mod devices;
 pub mod model;
 pub mod password;

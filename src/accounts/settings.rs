@@ -63,6 +63,7 @@ pub async fn change_password(
     let hash = password::hash(input.new_password).await?;
     store::set_password_hash(&state.store, user.id, &hash).await?;
     let signed_out = store::delete_other_devices(&state.store, user.id, user.device_id).await?;
+    state.devices.forget(&signed_out);
     state.realtime.revoke_devices(&signed_out).await;
     Ok(Redirect::to("/settings/password?changed=1").into_response())
 }

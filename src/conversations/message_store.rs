@@ -1,9 +1,8 @@
 //! SQL for messages and what hangs off them: history pages, edits, tombstones,
 //! reactions, pins and mentions. New messages are written by `writer` (group commit).
 
-use crate::store::BeginWrite;
-use crate::store::{Store, now_ms};
 use crate::store::log::{AppendEvents, Kind, NewEvent};
+use crate::store::{BeginWrite, Db, Store, now_ms};
 use crate::with_db;
 
 use super::model::PAGE_SIZE;
@@ -23,11 +22,18 @@ pub struct MessageRow {
     pub edited_at: Option<i64>,
     pub deleted_at: Option<i64>,
     pub pinned_at: Option<i64>,
+    /// The replied-to message, joined in so a page needs no query for reply quotes:
+    /// its author's name (None if it is gone), source and deletion time.
+    pub reply_author: Option<String>,
+    pub reply_body: Option<String>,
+    pub reply_deleted_at: Option<i64>,
 }
 
 const SELECT: &str = "SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
-    m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at
-    FROM messages m JOIN users u ON u.id = m.author_id";
+    m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at,
+    COALESCE(NULLIF(ru.display_name, ''), ru.username) AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at
+    FROM messages m JOIN users u ON u.id = m.author_id
+    LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN users ru ON ru.id = r.author_id";
 
 /// Which slice of history a page shows.
 #[derive(Clone, Copy, Debug)]
@@ -103,9 +109,30 @@ pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<MessageRow>, sql
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!("{SELECT} WHERE m.id IN ({list})");
-    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+    let sql = format!("{SELECT} WHERE m.id IN ({})", ID_LIST);
+    match &store.db {
+        Db::Sqlite(pool) => sqlx::query_as(&sql.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(ids)).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_as(&sql.replace(ID_LIST, POSTGRES_IDS)).bind(ids).fetch_all(pool).await,
+    }
+}
+
+/// Where a statement takes a list of ids: one bound parameter, not a formatted list,
+/// so the statement text (and its prepared statement) is the same for every list.
+const ID_LIST: &str = "<ids>";
+const SQLITE_IDS: &str = "SELECT value FROM json_each($1)";
+const POSTGRES_IDS: &str = "SELECT unnest($1::bigint[])";
+
+fn json_ids(ids: &[i64]) -> String {
+    let mut json = String::with_capacity(ids.len() * 8 + 2);
+    json.push('[');
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(&id.to_string());
+    }
+    json.push(']');
+    json
 }
 
 pub async fn pinned(store: &Store, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
@@ -201,34 +228,31 @@ pub async fn toggle_reaction(store: &Store, conversation_id: i64, message_id: i6
     Ok(())
 }
 
+/// A reaction (`emoji` set) or a mention (`emoji` empty; `name` is the username).
 #[derive(sqlx::FromRow)]
-pub struct ReactionRow {
+pub struct AnnotationRow {
     pub message_id: i64,
     pub emoji: String,
     pub user_id: i64,
     pub name: String,
 }
 
-pub async fn reactions(store: &Store, message_ids: &[i64]) -> Result<Vec<ReactionRow>, sqlx::Error> {
+/// Reactions (in the order they were made) and mentions of `message_ids`, in one
+/// statement: a page's messages need both, and every statement is a round trip.
+pub async fn annotations(store: &Store, message_ids: &[i64]) -> Result<Vec<AnnotationRow>, sqlx::Error> {
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = message_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!(
-        "SELECT r.message_id, r.emoji, r.user_id, COALESCE(NULLIF(u.display_name, ''), u.username) AS name
-         FROM reactions r JOIN users u ON u.id = r.user_id WHERE r.message_id IN ({list})
-         ORDER BY r.message_id, r.created_at, r.user_id"
-    );
-    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
-}
-
-pub async fn mentions(store: &Store, message_ids: &[i64]) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    if message_ids.is_empty() {
-        return Ok(Vec::new());
+    const SQL: &str = "SELECT r.message_id, r.emoji, r.user_id, COALESCE(NULLIF(u.display_name, ''), u.username) AS name, r.created_at AS at
+         FROM reactions r JOIN users u ON u.id = r.user_id WHERE r.message_id IN (<ids>)
+         UNION ALL
+         SELECT n.message_id, '' AS emoji, n.user_id, u.username AS name, 0 AS at
+         FROM mentions n JOIN users u ON u.id = n.user_id WHERE n.message_id IN (<ids>)
+         ORDER BY 1, 5, 3";
+    match &store.db {
+        Db::Sqlite(pool) => sqlx::query_as(&SQL.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(message_ids)).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_as(&SQL.replace(ID_LIST, POSTGRES_IDS)).bind(message_ids).fetch_all(pool).await,
     }
-    let list = message_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!("SELECT message_id, user_id FROM mentions WHERE message_id IN ({list})");
-    with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await)
 }
 
 /// The first message after `last_read_id` that someone else wrote.

@@ -10,6 +10,7 @@ pub mod model;
 mod pages;
 mod people;
 pub mod reactions;
+pub mod rendered;
 pub mod search;
 pub mod store;
 pub mod views;

@@ -10,8 +10,8 @@ use crate::error::AppResult;
 use crate::store::Store;
 use crate::web::time::{format_time, iso};
 
-use super::markdown;
 use super::message_store::{self, MessageRow};
+use super::rendered;
 use super::store::SidebarRow;
 use crate::realtime::presence::{self, PresenceView};
 
@@ -61,15 +61,20 @@ pub fn name_of(row: &MessageRow) -> String {
     if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() }
 }
 
-/// Views for `rows`, with their reply previews, reactions and mentions loaded in
-/// three queries whatever the page size.
+/// Views for `rows`, with their reactions and mentions loaded in one query whatever
+/// the page size (reply quotes come joined to the rows). Bodies are rendered from
+/// their markdown source here, at read time (`rendered`), never taken from stored HTML.
 pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResult<Vec<MessageView>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let reply_ids: Vec<i64> = rows.iter().filter_map(|r| r.reply_to_id).collect();
-    let replies: HashMap<i64, MessageRow> =
-        message_store::get_many(store, &reply_ids).await?.into_iter().map(|r| (r.id, r)).collect();
     let mut reactions: HashMap<i64, Vec<ReactionView>> = HashMap::new();
-    for row in message_store::reactions(store, &ids).await? {
+    let mut mentions: HashMap<i64, (String, Vec<String>)> = HashMap::new();
+    for row in message_store::annotations(store, &ids).await? {
+        if row.emoji.is_empty() {
+            let (attr, names) = mentions.entry(row.message_id).or_insert_with(|| (" ".into(), Vec::new()));
+            attr.push_str(&format!("{} ", row.user_id));
+            names.push(row.name);
+            continue;
+        }
         let list = reactions.entry(row.message_id).or_default();
         match list.iter_mut().find(|r| r.emoji == row.emoji) {
             Some(existing) => {
@@ -86,40 +91,42 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
             }),
         }
     }
-    let mut mentions: HashMap<i64, String> = HashMap::new();
-    for (message_id, user_id) in message_store::mentions(store, &ids).await? {
-        mentions.entry(message_id).or_insert_with(|| " ".into()).push_str(&format!("{user_id} "));
-    }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let reply = row.reply_to_id.map(|id| match replies.get(&id) {
-                Some(target) if target.deleted_at.is_none() => ReplyView {
-                    id,
-                    author_name: name_of(target),
-                    excerpt: markdown::excerpt(&target.body, 120),
-                    deleted: false,
-                },
+            let reply = row.reply_to_id.map(|id| match (&row.reply_author, &row.reply_body, row.reply_deleted_at) {
+                (Some(author), Some(body), None) => {
+                    ReplyView { id, author_name: author.clone(), excerpt: rendered::excerpt(id, body, 120).to_string(), deleted: false }
+                }
                 _ => ReplyView { id, author_name: String::new(), excerpt: String::new(), deleted: true },
             });
+            let (mentions_attr, mentioned) = mentions.remove(&row.id).unwrap_or_default();
+            let system = row.kind == "system";
+            let deleted = row.deleted_at.is_some();
+            let html = if system || deleted {
+                String::new()
+            } else {
+                let names: Vec<&str> = mentioned.iter().map(String::as_str).collect();
+                rendered::body_html(row.id, row.edited_at.unwrap_or(row.created_at), &row.body, &names).to_string()
+            };
             MessageView {
                 id: row.id,
                 conversation_id: row.conversation_id,
                 author_id: row.author_id,
                 author_name: name_of(&row),
                 author_username: row.username.clone(),
-                system: row.kind == "system",
-                deleted: row.deleted_at.is_some(),
+                system,
+                deleted,
                 pinned: row.pinned_at.is_some(),
                 group,
-                text: if row.kind == "system" { row.body.clone() } else { String::new() },
-                html: row.html,
+                text: if system { row.body.clone() } else { String::new() },
+                html,
                 time_iso: iso(row.created_at),
                 time_label: format_time(row.created_at),
                 edited: row.edited_at.map(format_time),
                 reply,
                 reactions: reactions.remove(&row.id).unwrap_or_default(),
-                mentions_attr: mentions.remove(&row.id).unwrap_or_default(),
+                mentions_attr,
             }
         })
         .collect())
@@ -171,12 +178,12 @@ pub fn title(kind: &str, name: &str, other_name: Option<&str>) -> String {
     }
 }
 
-/// What the sidebar says about a conversation's latest message.
-pub fn preview(body: Option<&str>, kind: Option<&str>, deleted: bool, author: Option<&str>) -> String {
+/// What the sidebar says about a conversation's latest message (`message_id`).
+pub fn preview(message_id: i64, body: Option<&str>, kind: Option<&str>, deleted: bool, author: Option<&str>) -> String {
     match (body, kind, deleted) {
         (_, _, true) => "Message deleted".to_string(),
         (Some(body), Some("system"), false) => body.to_string(),
-        (Some(body), _, false) => format!("{}: {}", author.unwrap_or(""), markdown::excerpt(body, 60)),
+        (Some(body), _, false) => format!("{}: {}", author.unwrap_or(""), rendered::excerpt(message_id, body, 60)),
         _ => "No messages yet".to_string(),
     }
 }
@@ -187,7 +194,7 @@ pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn
         .map(|row| SidebarItem {
             id: row.id,
             title: title(&row.kind, &row.name, row.other_name.as_deref()),
-            preview: preview(row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),
+            preview: preview(row.last_message_id, row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),
             presence: row.other_id.map(|other| {
                 presence::view(other, row.other_presence.as_deref().unwrap_or("online"), online(other), row.other_last_seen)
             }),

@@ -27,11 +27,36 @@ pub struct Delivery {
     pub frame: Bytes,
     /// Ends the stream after telling the page to reload (signed out).
     pub revoke: bool,
+    /// Viewers' badge frames for this delivery, rendered once per distinct count.
+    pub badges: BadgeFrames,
+}
+
+/// Most badges distinct counts kept per delivery; beyond, frames are rendered per stream.
+const MAX_BADGE_FRAMES: usize = 16;
+
+/// Unread badges differ per viewer, but in a group most viewers' counts are the same:
+/// each distinct (unread, mentioned) pair is rendered once per delivery and its bytes
+/// shared, instead of a template render and three allocations for every stream.
+#[derive(Debug, Default)]
+pub struct BadgeFrames(std::sync::Mutex<Vec<((i64, i64), Bytes)>>);
+
+impl BadgeFrames {
+    pub fn get_or<E>(&self, counts: (i64, i64), render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
+        let mut frames = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, bytes)) = frames.iter().find(|(key, _)| *key == counts) {
+            return Ok(bytes.clone());
+        }
+        let bytes = render()?;
+        if frames.len() < MAX_BADGE_FRAMES {
+            frames.push((counts, bytes.clone()));
+        }
+        Ok(bytes)
+    }
 }
 
 impl Delivery {
     pub fn ephemeral(conversation_id: i64, frame: Bytes) -> Delivery {
-        Delivery { event: None, conversation_id, message: None, typing: None, frame, revoke: false }
+        Delivery { event: None, conversation_id, message: None, typing: None, frame, revoke: false, badges: BadgeFrames::default() }
     }
 
     pub fn id(&self) -> Option<i64> {

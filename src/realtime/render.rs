@@ -61,7 +61,7 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
             .iter()
             .map(|r| {
                 let author = views::name_of(r);
-                (r.id, views::preview(Some(&r.body), Some(&r.kind), r.deleted_at.is_some(), Some(&author)))
+                (r.id, views::preview(r.id, Some(&r.body), Some(&r.kind), r.deleted_at.is_some(), Some(&author)))
             })
             .collect();
         for view in views::build(store, rows, group).await? {
@@ -149,6 +149,7 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
             typing: None,
             frame,
             revoke: false,
+            badges: Default::default(),
         }));
     }
     Ok(out)

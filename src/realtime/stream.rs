@@ -231,9 +231,13 @@ impl Stream {
                 }
                 // Most deliveries leave the viewer's badge as it was (their own
                 // messages, system lines): no frame for those.
-                if (badge.unread, badge.mentioned) != before {
-                    let html = Badges { b: BadgeView { id: c, unread: badge.unread, mentioned: badge.mentioned } }.render()?;
-                    self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
+                let counts = (badge.unread, badge.mentioned);
+                if counts != before {
+                    let bytes = delivery.badges.get_or(counts, || -> AppResult<Bytes> {
+                        let html = Badges { b: BadgeView { id: c, unread: counts.0, mentioned: counts.1 } }.render()?;
+                        Ok(frame(None, &format!("<div data-replace>{html}</div>")))
+                    })?;
+                    self.queue.push_back(bytes);
                 }
             }
         }

@@ -18,6 +18,7 @@ on_both_backends!(
     unread_counts_mentions_and_receipts,
     the_open_conversation_and_its_first_unread,
     reading_pages_writes_nothing,
+    pages_render_messages_from_their_source_not_stored_html,
 );
 
 /// The conversation id a `/c/{id}` redirect points at.
@@ -141,6 +142,36 @@ async fn the_same_flow_works_inline_with_htmx(app: TestApp) {
     assert_eq!(older.status, StatusCode::OK);
     let deleted = alice.send(htmx(Method::POST, &format!("/c/{dm}/m/{id}/delete"), &[])).await;
     assert!(deleted.body.contains("Message deleted"));
+}
+
+/// Issue 10 item 6: HTML stored at write time (stale, or hostile because an older
+/// sanitizer let something through) never reaches a page; the stored markdown is
+/// rendered and sanitized by today's renderer, on the page, the fragment and pins.
+async fn pages_render_messages_from_their_source_not_stored_html(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let id = send(&mut alice, dm, "Hello **Bob**, ping @bob").await;
+    alice.post(&format!("/c/{dm}/m/{id}/pin"), &[]).await;
+    // What an old sanitizer might have stored.
+    reale::with_db!(app.state.store, pool => {
+        sqlx::query("UPDATE messages SET html = $1 WHERE id = $2")
+            .bind("<p>stale copy</p><script>alert(1)</script><img src=x onerror=alert(2)>")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+    .expect("plant stored html");
+    for path in [format!("/c/{dm}"), format!("/c/{dm}/m/{id}/view"), format!("/c/{dm}/pins")] {
+        let page = bob.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.body.contains("stale copy") && !page.body.contains("alert("), "{path} served the stored html: {}", page.body);
+        assert!(page.body.contains("Hello <strong>Bob</strong>, ping <a"), "{path} renders the source");
+        assert!(page.body.contains(r#"class="mention" data-user="bob""#), "{path} keeps the mention");
+    }
 }
 
 async fn member_id(app: &TestApp, username: &str) -> i64 {
