@@ -97,22 +97,6 @@ pub fn named_frame(name: &str, id: Option<i64>, html: &str) -> Bytes {
     Bytes::from(out)
 }
 
-/// Minimal HTML escaping for the few strings put into markup outside templates.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +107,5 @@ mod tests {
         assert_eq!(&f[..], b"event: update\nid: 7\ndata: <p>a\ndata: b</p>\n\n");
         let f = frame(None, "x\r\ny");
         assert_eq!(&f[..], b"event: update\ndata: x\ndata: y\n\n");
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

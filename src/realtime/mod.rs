@@ -15,6 +15,7 @@ pub mod presence;
 mod render;
 pub mod routes;
 pub mod stream;
+pub mod swap;
 pub mod typing;
 
 use std::collections::HashSet;
@@ -113,7 +114,7 @@ impl Realtime {
             return;
         }
         let Ok(html) = presence::PresenceFragment { p: view }.render() else { return };
-        let html = format!(r#"<div data-each=".presence-{user_id}">{html}</div>"#);
+        let Ok(html) = swap::place(swap::Op::Each(&format!(".presence-{user_id}")), &html) else { return };
         self.hub.send_to(&local, Arc::new(Delivery::ephemeral(0, frame(None, &html))));
     }
 

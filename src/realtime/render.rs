@@ -14,8 +14,31 @@ use crate::error::AppResult;
 use crate::store::Store;
 use crate::with_db;
 
-use super::delivery::{Delivery, MessageFacts, escape, frame};
+use super::delivery::{Delivery, MessageFacts, frame};
+use super::swap::{Op, place_into};
 use crate::store::log::{Event, Kind};
+
+/// A sidebar entry's texts, as `_sidebar_title.html` and `_preview.html` read them.
+struct SidebarText<'a> {
+    id: i64,
+    title: &'a str,
+    preview: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_preview.html")]
+struct PreviewFragment<'a> {
+    c: SidebarText<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "realtime/_conversation_changed.html")]
+struct ConversationChanged<'a> {
+    conversation_id: i64,
+    title: &'a str,
+    c: SidebarText<'a>,
+    member_count: Option<i64>,
+}
 
 #[derive(sqlx::FromRow)]
 struct ConversationRow {
@@ -102,17 +125,14 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
         match event.kind {
             Kind::Message | Kind::MessageChanged => {
                 if let Some((view, partial, preview)) = event.subject_id.and_then(|id| messages.get(&id)) {
-                    html.push_str(&format!(r##"<div data-into="#messages[data-conversation-id='{c}']">"##));
-                    html.push_str(partial);
-                    html.push_str("</div>");
+                    place_into(&mut html, Op::Into(&format!("#messages[data-conversation-id='{c}']")), partial)?;
                     if event.kind == Kind::Message {
                         // Nobody but the author has read a message this new.
                         let dm = info.get(&c).is_some_and(|c| c.kind == "dm");
-                        let seen = SeenFragment { seen: views::seen(c, dm, None, &[]) }.render()?;
-                        html.push_str(&format!(
-                            r#"<div data-replace><span class="preview" id="preview-{c}">{}</span>{seen}</div><div data-top="sidebar-{c}"></div>"#,
-                            escape(preview)
-                        ));
+                        let mut sidebar = PreviewFragment { c: SidebarText { id: c, title: "", preview } }.render()?;
+                        SeenFragment { seen: views::seen(c, dm, None, &[]) }.render_into(&mut sidebar)?;
+                        place_into(&mut html, Op::Replace, &sidebar)?;
+                        place_into(&mut html, Op::Top(&format!("sidebar-{c}")), "")?;
                         facts = Some(MessageFacts {
                             author_id: view.author_id,
                             counts: !view.system && !view.deleted,
@@ -123,21 +143,18 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
             }
             Kind::Read => {
                 if let Some(seen) = seen.get(&c) {
-                    html.push_str("<div data-replace>");
-                    html.push_str(seen);
-                    html.push_str("</div>");
+                    place_into(&mut html, Op::Replace, seen)?;
                 }
             }
             Kind::Conversation | Kind::Joined | Kind::Left => {
                 if let Some(conversation) = info.get(&c).filter(|c| c.kind == "group") {
-                    let name = escape(&conversation.name);
-                    html.push_str(&format!(
-                        r#"<div data-replace><span id="title-{c}">{name}</span><span class="title" id="sidebar-title-{c}">{name}</span>"#
-                    ));
-                    if let Some(count) = member_counts.get(&c) {
-                        html.push_str(&format!(r#"<a href="/c/{c}/members" id="members-link-{c}">Members ({count})</a>"#));
-                    }
-                    html.push_str("</div>");
+                    let changed = ConversationChanged {
+                        conversation_id: c,
+                        title: &conversation.name,
+                        c: SidebarText { id: c, title: &conversation.name, preview: "" },
+                        member_count: member_counts.get(&c).copied(),
+                    };
+                    place_into(&mut html, Op::Replace, &changed.render()?)?;
                 }
             }
         }

@@ -26,6 +26,7 @@ use crate::store::Store;
 use super::delivery::{Delivery, frame, named_frame};
 use super::hub::{Refused, StreamRx};
 use crate::store::log::{self, Kind};
+use super::swap::{Op, place, place_into};
 use super::typing;
 use super::{Realtime, render};
 
@@ -212,7 +213,7 @@ impl Stream {
         if let Some(typers) = &delivery.typing {
             let text = typing::summary(typers, me);
             let html = TypingFragment { t: TypingView { conversation_id: c, text } }.render()?;
-            self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
+            self.queue.push_back(frame(None, &place(Op::Replace, &html)?));
         }
         if let (Some(event), Some(facts)) = (delivery.event, &delivery.message) {
             let message_id = event.subject_id.unwrap_or(0);
@@ -235,7 +236,7 @@ impl Stream {
                 if counts != before {
                     let bytes = delivery.badges.get_or(counts, || -> AppResult<Bytes> {
                         let html = Badges { b: BadgeView { id: c, unread: counts.0, mentioned: counts.1 } }.render()?;
-                        Ok(frame(None, &format!("<div data-replace>{html}</div>")))
+                        Ok(frame(None, &place(Op::Replace, &html)?))
                     })?;
                     self.queue.push_back(bytes);
                 }
@@ -261,7 +262,7 @@ impl Stream {
                         badge.mentioned = mentioned;
                     }
                     let html = Badges { b: BadgeView { id: c, unread, mentioned } }.render()?;
-                    self.queue.push_back(frame(None, &format!("<div data-replace>{html}</div>")));
+                    self.queue.push_back(frame(None, &place(Op::Replace, &html)?));
                 }
                 Kind::Joined => {
                     if let Some(row) = Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
@@ -271,7 +272,7 @@ impl Stream {
                         let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
                         if let Some(item) = items.first() {
                             let html = SidebarItemFragment { c: item }.render()?;
-                            self.queue.push_back(frame(None, &format!(r##"<div data-into="#conversation-list" data-at="top">{html}</div>"##)));
+                            self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
                         }
                     }
                 }
@@ -280,7 +281,8 @@ impl Stream {
                     // its member count): the person who left learns nothing more, so
                     // they get the notice alone, carrying the event's id.
                     self.badges.remove(&c);
-                    let html = RemovedFragment { conversation_id: c }.render()?;
+                    let mut html = place(Op::Remove(&format!("sidebar-{c}")), "")?;
+                    place_into(&mut html, Op::Replace, &RemovedFragment { conversation_id: c }.render()?)?;
                     self.queue.push_back(frame(Some(event.id), &html));
                     return Ok(());
                 }
