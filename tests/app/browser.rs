@@ -354,6 +354,34 @@ impl Browser {
         }
     }
 
+    /// Waits until this browser shows a conversation page, loaded, and says which.
+    pub(crate) async fn wait_for_conversation(&self, after: &str) -> i64 {
+        let client = &self.client;
+        self.eventually(&format!("expected a conversation after {after}"), || async move {
+            let url = client.current_url().await.map_err(|e| e.to_string())?;
+            let id = url.path().strip_prefix("/c/").and_then(|id| id.parse::<i64>().ok()).ok_or_else(|| format!("still at {url}"))?;
+            let state = client.execute("return document.readyState", vec![]).await.map_err(|e| e.to_string())?;
+            if state != json!("complete") {
+                return Err(format!("document is {state}"));
+            }
+            client.find(Locator::Id("messages")).await.map_err(|e| e.to_string())?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Finds `username` through *Find people* and opens the DM with them, as a person
+    /// would; the conversation's id.
+    pub(crate) async fn message_through_people(&self, username: &str) -> i64 {
+        self.link("Find people").await.click().await.expect("click Find people");
+        self.wait_for_path("/people", "following Find people").await;
+        self.fill("Username or name", username).await;
+        self.button("Search people").await.click().await.expect("click Search people");
+        let message = format!("Message {username}");
+        self.button(&message).await.click().await.unwrap_or_else(|e| panic!("click {message}: {e}"));
+        self.wait_for_conversation(&format!("clicking {message}")).await
+    }
+
     pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("browser {}: opening {url}: {e}", self.name));
     }

@@ -18,7 +18,7 @@ use fantoccini::key::Key;
 use serde_json::json;
 
 use crate::browser::{Browser, Findings, with_two_browsers};
-use crate::browser_chat::{in_message, last_message_id, register, send, wait_for_conversation, wait_for_new_message};
+use crate::browser_chat::{in_message, last_message_id, register, send, wait_for_new_message};
 use crate::support::{FLOW_ARGS, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +71,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.wait_for_path("/u/bob", "opening bob's profile").await;
     check(alice, "profile", &mut findings).await;
     alice.button("Send message").await.click().await.expect("click Send message");
-    let dm = wait_for_conversation(alice, "clicking Send message").await;
+    let dm = alice.wait_for_conversation("clicking Send message").await;
     let hello = send(alice, dm, "Hello **@bob**, see https://example.org and `code`").await;
     send_lines(alice, dm, &["> a quote", "", "```", "fn main() {}", "```"]).await;
     let doomed = send(alice, dm, "this one goes away").await;
@@ -137,7 +137,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.fill("Group name", "Plans").await;
     alice.fill("Members", "bob").await;
     alice.button("Create group").await.click().await.expect("click Create group");
-    let group = wait_for_conversation(alice, "creating the group").await;
+    let group = alice.wait_for_conversation("creating the group").await;
     bob.goto(&format!("{base}/c/{group}")).await;
     bob.wait_for_path(&format!("/c/{group}"), "opening the group").await;
     bob.goto(&format!("{base}/")).await;

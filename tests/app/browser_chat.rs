@@ -77,12 +77,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     lap("register alice and bob");
 
     // 1. Alice finds Bob and opens a DM.
-    alice.link("Find people").await.click().await.expect("click Find people");
-    alice.wait_for_path("/people", "following Find people").await;
-    alice.fill("Username or name", "bob").await;
-    alice.button("Search people").await.click().await.expect("click Search people");
-    alice.button("Message bob").await.click().await.expect("click Message bob");
-    let dm = wait_for_conversation(alice, "clicking Message bob").await;
+    let dm = alice.message_through_people("bob").await;
     let dm_url = format!("{base}/c/{dm}");
     check_log(alice, "DM (alice)", &mut findings).await;
 
@@ -175,7 +170,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.fill("Group name", GROUP_NAME).await;
     alice.fill("Members", "bob").await;
     alice.button("Create group").await.click().await.expect("click Create group");
-    let group = wait_for_conversation(alice, "creating the group").await;
+    let group = alice.wait_for_conversation("creating the group").await;
     assert_eq!(alice.text_of("h1").await, GROUP_NAME, "the group name shows as text");
     for payload in &HOSTILE[..3] {
         send(alice, group, payload).await;
@@ -249,24 +244,6 @@ pub(crate) async fn register(b: &Browser, base: &str, username: &str) {
 }
 
 /// Waits to arrive on a `/c/N` page; returns N.
-pub(crate) async fn wait_for_conversation(b: &Browser, after: &str) -> i64 {
-    let client = &b.client;
-    b.eventually(&format!("expected a conversation after {after}"), || async move {
-        let url = client.current_url().await.map_err(|e| e.to_string())?;
-        let id = url
-            .path()
-            .strip_prefix("/c/")
-            .and_then(|id| id.parse::<i64>().ok())
-            .ok_or_else(|| format!("still at {url}"))?;
-        let state = client.execute("return document.readyState", vec![]).await.map_err(|e| e.to_string())?;
-        if state != json!("complete") {
-            return Err(format!("document is {state}"));
-        }
-        Ok(id)
-    })
-    .await
-}
-
 /// The id of the last message (or system line) on the page, if any.
 pub(crate) async fn last_message_id(b: &Browser) -> Option<i64> {
     let items = b.client.find_all(Locator::XPath("//*[@id='messages']/*[starts-with(@id,'message-')]")).await.ok()?;

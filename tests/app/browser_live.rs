@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fantoccini::Locator;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,12 +63,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
 
     // Both register; Alice opens a DM with Bob, and both look at it.
     tokio::join!(register(alice, base, "alice"), register(bob, &bob_base, "bob"));
-    alice.link("Find people").await.click().await.expect("click Find people");
-    alice.wait_for_path("/people", "following Find people").await;
-    alice.fill("Username or name", "bob").await;
-    alice.button("Search people").await.click().await.expect("click Search people");
-    alice.button("Message bob").await.click().await.expect("click Message bob");
-    let dm = wait_for_conversation(alice, "clicking Message bob").await;
+    let dm = alice.message_through_people("bob").await;
     let alice_id = viewer_id(alice).await;
     bob.goto(&format!("{bob_base}/c/{dm}")).await;
     bob.wait_for_path(&format!("/c/{dm}"), "opening the DM").await;
@@ -167,7 +161,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.button("Create group").await.click().await.expect("click Create group");
     let item = wait_js(bob, "the new group in the sidebar", created, SIDEBAR_ITEM, json!(["Live group"])).await;
     times.record("new group in the sidebar", item.1);
-    let group = wait_for_conversation(alice, "creating the group").await;
+    let group = alice.wait_for_conversation("creating the group").await;
     assert_eq!(item.0, json!(format!("sidebar-{group}")), "the sidebar item is the group's");
     for n in 1..=2 {
         let sent = Instant::now();
@@ -534,21 +528,6 @@ pub(crate) async fn register(b: &Browser, base: &str, username: &str) {
 }
 
 /// Waits to arrive on a `/c/N` page; returns N.
-pub(crate) async fn wait_for_conversation(b: &Browser, after: &str) -> i64 {
-    let client = &b.client;
-    b.eventually(&format!("expected a conversation after {after}"), || async move {
-        let url = client.current_url().await.map_err(|e| e.to_string())?;
-        let id = url.path().strip_prefix("/c/").and_then(|id| id.parse::<i64>().ok()).ok_or_else(|| format!("still at {url}"))?;
-        let state = client.execute("return document.readyState", vec![]).await.map_err(|e| e.to_string())?;
-        if state != json!("complete") {
-            return Err(format!("document is {state}"));
-        }
-        client.find(Locator::Id("messages")).await.map_err(|e| e.to_string())?;
-        Ok(id)
-    })
-    .await
-}
-
 /// The browser logged no CSP violation since the last look.
 async fn check_log(b: &Browser, page: &str, findings: &mut Findings) {
     for entry in b.log().await {

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use serde_json::json;
 
 use crate::browser::{Browser, Driver, binary, skip};
-use crate::browser_live::{IDLE, MESSAGE_WITH, assert_once_in_order, messages, register, wait_for_conversation};
+use crate::browser_live::{IDLE, MESSAGE_WITH, assert_once_in_order, messages, register};
 use crate::support::balancer::Balancer;
 use crate::support::cluster::{PrivateRedis, Server, temp_dir};
 use crate::support::{Backend, TestApp};
@@ -94,12 +94,7 @@ async fn two_people_keep_chatting_in_chromium_through_an_instance_kill_and_a_red
 async fn chat(balancer: &Balancer, a: &mut Server, redis: &mut PrivateRedis, alice: &Browser, bob: &Browser) {
     let base = balancer.origin();
     tokio::join!(register(alice, &base, "alice"), register(bob, &base, "bob"));
-    alice.link("Find people").await.click().await.expect("click Find people");
-    alice.wait_for_path("/people", "following Find people").await;
-    alice.fill("Username or name", "bob").await;
-    alice.button("Search people").await.click().await.expect("click Search people");
-    alice.button("Message bob").await.click().await.expect("click Message bob");
-    let dm = wait_for_conversation(alice, "clicking Message bob").await;
+    let dm = alice.message_through_people("bob").await;
     bob.goto(&format!("{base}/c/{dm}")).await;
     bob.wait_for_path(&format!("/c/{dm}"), "opening the DM").await;
 

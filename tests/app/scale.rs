@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 
 use crate::conversations::{open_dm, send};
-use crate::support::cluster::{Browser, Peer, PrivateRedis, Received, Server, follow, temp_dir};
+use crate::support::cluster::{Browser, Pair, Peer, PrivateRedis, Received, Server, follow, temp_dir};
 use crate::support::{Backend, Client, EventStream, PASSWORD, SseEvent, TestApp, redis_url};
 
 const SOON: Duration = Duration::from_secs(3);
@@ -48,15 +48,7 @@ async fn expect_presence(stream: &mut EventStream, user: i64, state: &str, wait:
 #[tokio::test]
 async fn two_instances_share_messages_typing_presence_and_revocation() {
     let redis = redis_url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &redis, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
-        return;
-    };
-    let b = Peer::start(&a, &redis).await;
-    let mut alice = a.client();
-    alice.register("alice").await;
-    let mut bob = b.client();
-    bob.register("bob").await;
-    let dm = open_dm(&mut alice, "bob").await;
+    let Some(Pair { a, b, mut alice, mut bob, dm }) = Pair::start(&redis).await else { return };
     let alice_id = user_id(&a, "alice").await;
     let mut bob_stream = bob.events("/events", None).await;
     assert_eq!(bob_stream.status, StatusCode::OK);
@@ -242,15 +234,7 @@ async fn deployments_sharing_a_redis_stay_apart() {
 async fn without_redis_events_committed_on_one_instance_still_reach_the_other() {
     let Some(mut redis) = PrivateRedis::start().await else { return };
     let url = redis.url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"]).await else {
-        return;
-    };
-    let b = Peer::start(&a, &url).await;
-    let mut alice = a.client();
-    alice.register("alice").await;
-    let mut bob = b.client();
-    bob.register("bob").await;
-    let dm = open_dm(&mut alice, "bob").await;
+    let Some(Pair { a, b, mut alice, mut bob, dm }) = Pair::start(&url).await else { return };
     let alice_id = user_id(&a, "alice").await;
     let mut bob_stream = bob.events("/events", None).await;
     let _alice_stream = alice.events("/events", None).await;

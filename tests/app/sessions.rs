@@ -9,8 +9,7 @@ use fred::prelude::{ClientLike, KeysInterface};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore;
 
-use crate::conversations::open_dm;
-use crate::support::cluster::{Peer, PrivateRedis};
+use crate::support::cluster::{Pair, PrivateRedis};
 use crate::support::{Backend, Client, PASSWORD, TestApp};
 
 fn record(device: i64) -> Record {
@@ -140,15 +139,7 @@ async fn turn(sender: &mut Client, reader: &mut Client, dm: i64, body: &str) {
 async fn a_redis_restart_signs_nobody_out() {
     let Some(mut redis) = PrivateRedis::start().await else { return };
     let url = redis.url();
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, &["--redis-url", &url, "--send-limit", "100000"]).await else {
-        return;
-    };
-    let b = Peer::start(&a, &url).await;
-    let mut alice = a.client();
-    alice.register("alice").await;
-    let mut bob = b.client();
-    bob.register("bob").await;
-    let dm = open_dm(&mut alice, "bob").await;
+    let Some(Pair { a, b, mut alice, mut bob, dm }) = Pair::start(&url).await else { return };
     // Each on the other instance too, as behind a load balancer.
     let mut alice_on_b = b.client();
     alice_on_b.cookies = alice.cookies.clone();

@@ -72,6 +72,32 @@ impl Drop for Peer {
     }
 }
 
+/// Two instances of one deployment on Postgres and `redis`, with Alice signed in on
+/// A, Bob on B, and their DM open: where most scale tests start.
+pub struct Pair {
+    pub a: TestApp,
+    pub b: Peer,
+    pub alice: Client,
+    pub bob: Client,
+    pub dm: i64,
+}
+
+impl Pair {
+    /// None when Postgres is missing outside CI (the harness has said so).
+    pub async fn start(redis: &str) -> Option<Pair> {
+        let lifted = ["--redis-url", redis, "--send-limit", "100000", "--write-limit", "100000", "--create-limit", "100000"];
+        let a = TestApp::spawn_with(super::Backend::Postgres, &lifted).await?;
+        let b = Peer::start(&a, redis).await;
+        let mut alice = a.client();
+        alice.register("alice").await;
+        let mut bob = b.client();
+        bob.register("bob").await;
+        let response = alice.post("/u/bob/message", &[]).await;
+        let dm = response.location().and_then(|l| l.strip_prefix("/c/")).and_then(|id| id.parse().ok()).expect("the DM");
+        Some(Pair { a, b, alice, bob, dm })
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // A private redis-server: tests kill and restart it without disturbing the shared one.
 
