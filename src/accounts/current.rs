@@ -25,13 +25,13 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// The name to show: the display name when set, else the username.
     pub fn name(&self) -> &str {
-        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+        super::model::shown_name(&self.display_name, &self.username)
     }
 }
 
 impl crate::web::layout::AsViewer for CurrentUser {
     fn viewer(&self) -> crate::web::layout::Viewer {
-        crate::web::layout::Viewer { id: self.id, username: self.username.clone(), display_name: self.display_name.clone() }
+        crate::web::layout::Viewer { id: self.id, username: self.username.clone(), name: self.name().to_string() }
     }
 }
 

@@ -90,6 +90,20 @@ impl DisplayName {
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_BYTES: usize = 1024;
 
+/// The name to show for a person: their display name when they chose one, else their
+/// username. The one rule, in Rust here and in SQL as `shown_name_sql!`.
+pub fn shown_name<'a>(display_name: &'a str, username: &'a str) -> &'a str {
+    if display_name.is_empty() { username } else { display_name }
+}
+
+/// `shown_name` in SQL for the users table under `alias`, as a literal for `concat!`.
+#[macro_export]
+macro_rules! shown_name_sql {
+    ($alias:literal) => {
+        concat!("COALESCE(NULLIF(", $alias, ".display_name, ''), ", $alias, ".username)")
+    };
+}
+
 /// At least 8 characters, at most 1,024 bytes, and not among the passwords attackers
 /// try first. zxcvbn's dictionaries hold the common-password lists; a score of 0 or 1
 /// means "guessable in under a million tries", which is what we refuse. Names the user

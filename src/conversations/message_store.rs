@@ -29,11 +29,11 @@ pub struct MessageRow {
     pub reply_deleted_at: Option<i64>,
 }
 
-const SELECT: &str = "SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
+const SELECT: &str = concat!("SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
     m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at,
-    COALESCE(NULLIF(ru.display_name, ''), ru.username) AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at
+    ", crate::shown_name_sql!("ru"), " AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at
     FROM messages m JOIN users u ON u.id = m.author_id
-    LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN users ru ON ru.id = r.author_id";
+    LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN users ru ON ru.id = r.author_id");
 
 /// Which slice of history a page shows.
 #[derive(Clone, Copy, Debug)]
@@ -243,12 +243,12 @@ pub async fn annotations(store: &Store, message_ids: &[i64]) -> Result<Vec<Annot
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
-    const SQL: &str = "SELECT r.message_id, r.emoji, r.user_id, COALESCE(NULLIF(u.display_name, ''), u.username) AS name, r.created_at AS at
+    const SQL: &str = concat!("SELECT r.message_id, r.emoji, r.user_id, ", crate::shown_name_sql!("u"), " AS name, r.created_at AS at
          FROM reactions r JOIN users u ON u.id = r.user_id WHERE r.message_id IN (<ids>)
          UNION ALL
          SELECT n.message_id, '' AS emoji, n.user_id, u.username AS name, 0 AS at
          FROM mentions n JOIN users u ON u.id = n.user_id WHERE n.message_id IN (<ids>)
-         ORDER BY 1, 5, 3";
+         ORDER BY 1, 5, 3");
     match &store.db {
         Db::Sqlite(pool) => sqlx::query_as(&SQL.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(message_ids)).fetch_all(pool).await,
         Db::Postgres(pool) => sqlx::query_as(&SQL.replace(ID_LIST, POSTGRES_IDS)).bind(message_ids).fetch_all(pool).await,

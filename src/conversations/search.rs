@@ -143,14 +143,14 @@ pub async fn search(store: &Store, user_id: i64, query: &SearchQuery) -> Result<
         filters.push_str(&format!(" AND m.author_id = ${next}"));
     }
     // Names and titles are looked up for the page of hits only, after the limit.
-    let outer = "SELECT h.id, h.conversation_id, h.created_at, {snippet} AS snippet, {body} AS body,
+    let outer = concat!("SELECT h.id, h.conversation_id, h.created_at, {snippet} AS snippet, {body} AS body,
             u.username, u.display_name, c.kind, c.name,
-            (SELECT COALESCE(NULLIF(ou.display_name, ''), ou.username) FROM members o JOIN users ou ON ou.id = o.user_id
+            (SELECT ", crate::shown_name_sql!("ou"), " FROM members o JOIN users ou ON ou.id = o.user_id
                 WHERE o.conversation_id = c.id AND o.user_id <> $2 LIMIT 1) AS other_name
         FROM ({inner}) h
         JOIN users u ON u.id = h.author_id
         JOIN conversations c ON c.id = h.conversation_id
-        ORDER BY h.id DESC";
+        ORDER BY h.id DESC");
     let rows: Vec<HitRow> = match &store.db {
         Db::Sqlite(pool) => {
             // FTS5 is the outer loop and walks its rowids newest first, so the limit
@@ -245,7 +245,7 @@ pub async fn search(store: &Store, user_id: i64, query: &SearchQuery) -> Result<
                 Some(body) => with_ellipses(&row.snippet, body),
                 None => row.snippet.clone(),
             };
-            let author_name = if row.display_name.is_empty() { row.username } else { row.display_name };
+            let author_name = crate::accounts::model::shown_name(&row.display_name, &row.username).to_string();
             Hit {
                 message_id: row.id,
                 conversation_id: row.conversation_id,

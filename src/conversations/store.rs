@@ -125,14 +125,14 @@ pub async fn sidebar_row(store: &Store, user_id: i64, conversation_id: i64) -> R
 async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>) -> Result<Vec<SidebarRow>, sqlx::Error> {
     // A DM has exactly one other member (none for "Saved messages"), so the join to
     // them adds at most one row.
-    let sql = "SELECT c.id, c.kind, c.name, c.last_activity_at,
+    let sql = concat!("SELECT c.id, c.kind, c.name, c.last_activity_at,
           (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.id > m.last_read_id
               AND x.author_id <> $1 AND x.deleted_at IS NULL AND x.kind = 'text') AS unread,
           (SELECT COUNT(*) FROM mentions n WHERE n.user_id = $1 AND n.conversation_id = c.id
               AND n.message_id > m.last_read_id) AS mentioned,
           lm.body AS last_body, lm.kind AS last_kind, lm.deleted_at AS last_deleted_at,
-          COALESCE(NULLIF(lu.display_name, ''), lu.username) AS last_author, c.last_message_id,
-          COALESCE(NULLIF(ou.display_name, ''), ou.username) AS other_name, ou.id AS other_id,
+          ", crate::shown_name_sql!("lu"), " AS last_author, c.last_message_id,
+          ", crate::shown_name_sql!("ou"), " AS other_name, ou.id AS other_id,
           ou.presence AS other_presence, ou.last_seen_at AS other_last_seen
         FROM members m JOIN conversations c ON c.id = m.conversation_id
         LEFT JOIN messages lm ON lm.id = c.last_message_id
@@ -140,7 +140,7 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>) -> Result<
         LEFT JOIN members o ON c.kind = 'dm' AND o.conversation_id = c.id AND o.user_id <> $1
         LEFT JOIN users ou ON ou.id = o.user_id
         WHERE m.user_id = $1 AND ($2 = 0 OR c.id = $2)
-        ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 200";
+        ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 200");
     with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).fetch_all(pool).await)
 }
 
@@ -158,7 +158,7 @@ pub struct MemberRow {
 
 impl MemberRow {
     pub fn name(&self) -> &str {
-        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+        crate::accounts::model::shown_name(&self.display_name, &self.username)
     }
 
     pub fn role(&self) -> Role {
@@ -274,7 +274,7 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn name(&self) -> &str {
-        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+        crate::accounts::model::shown_name(&self.display_name, &self.username)
     }
 }
 

@@ -58,7 +58,7 @@ pub struct MessageFragment<'a> {
 }
 
 pub fn name_of(row: &MessageRow) -> String {
-    if row.display_name.is_empty() { row.username.clone() } else { row.display_name.clone() }
+    crate::accounts::model::shown_name(&row.display_name, &row.username).to_string()
 }
 
 /// Views for `rows`, with their reactions and mentions loaded in one query whatever

@@ -9,13 +9,13 @@ use crate::web::{assets, shell};
 pub struct Viewer {
     pub id: i64,
     pub username: String,
-    pub display_name: String,
+    /// The name to show (the display name when set, else the username).
+    pub name: String,
 }
 
 impl Viewer {
-    /// The name to show: the display name when set, else the username.
     pub fn name(&self) -> &str {
-        if self.display_name.is_empty() { &self.username } else { &self.display_name }
+        &self.name
     }
 }
 
