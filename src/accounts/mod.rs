@@ -7,6 +7,7 @@ pub mod device_cache;
 mod devices;
 pub mod model;
 pub mod password;
+pub mod presence;
 pub mod session;
 mod session_cache;
 mod session_store;

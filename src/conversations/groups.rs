@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::accounts::CurrentUser;
-use crate::realtime::presence::{self, PresenceView};
+use crate::accounts::presence::{self, PresenceView};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;

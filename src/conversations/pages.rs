@@ -19,7 +19,7 @@ use super::message_store::{self, Window};
 use super::model::{Access, HistoryQuery};
 use super::store::{self, MemberRow};
 use super::views::{self, MessageFragment, MessageView, ReplyView, SeenView, SidebarItem};
-use crate::realtime::presence::PresenceView;
+use crate::accounts::presence::PresenceView;
 
 pub struct Viewer {
     pub id: i64,
@@ -121,7 +121,7 @@ pub async fn render_page(
     let dm_presence = match members.iter().find(|m| m.user_id != user.id) {
         Some(other) if access.is_dm() => {
             let online = state.realtime.online_among(&[other.user_id]).await.contains(&other.user_id);
-            Some(crate::realtime::presence::view(other.user_id, &other.presence, online, other.last_seen_at))
+            Some(crate::accounts::presence::view(other.user_id, &other.presence, online, other.last_seen_at))
         }
         _ => None,
     };

@@ -13,7 +13,7 @@ use crate::web::time::{format_time, iso};
 use super::message_store::{self, MessageRow};
 use super::rendered;
 use super::store::SidebarRow;
-use crate::realtime::presence::{self, PresenceView};
+use crate::accounts::presence::{self, PresenceView};
 
 pub struct ReplyView {
     pub id: i64,

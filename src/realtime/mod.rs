@@ -11,7 +11,9 @@ pub mod delivery;
 pub mod hub;
 /// The event log is storage (`store::log`); realtime reads it, the stores append to it.
 pub use crate::store::log;
-pub mod presence;
+/// What a person's presence is and how it shows lives with the person (`accounts`);
+/// realtime keeps it current.
+pub use crate::accounts::presence;
 mod render;
 pub mod routes;
 pub mod stream;

@@ -91,7 +91,7 @@ async fn two_instances_share_messages_typing_presence_and_revocation() {
     let alice_on_b = alice_tab.events("/events", None).await;
     assert_eq!(alice_on_b.status, StatusCode::OK);
     drop(alice_on_a);
-    let quiet_until = tokio::time::Instant::now() + reale::realtime::presence::GRACE + Duration::from_millis(2_000);
+    let quiet_until = tokio::time::Instant::now() + reale::accounts::presence::GRACE + Duration::from_millis(2_000);
     while let Some(event) = bob_stream.next(quiet_until.saturating_duration_since(tokio::time::Instant::now())).await {
         assert!(!is_presence(&event, alice_id, "offline"), "offline while a stream on B is open: {}", event.data);
     }
