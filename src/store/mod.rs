@@ -82,6 +82,7 @@ impl Store {
                 .await?;
             Db::Postgres(pool)
         } else {
+            without_sqlite_memory_statistics();
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -129,6 +130,21 @@ impl Store {
             Db::Postgres(_) => "postgres",
         }
     }
+}
+
+/// SQLite counts every allocation under one global mutex (SQLITE_DEFAULT_MEMSTATUS):
+/// with its mallocs, about a fifth of a conversation page's CPU went to those locks
+/// in perf. Nothing reads the statistics, so they are off, set before SQLite starts.
+fn without_sqlite_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a valid option with an int argument, as sqlite3_config documents. Once
+        // SQLite is initialized (another store in this process opened first) it returns
+        // SQLITE_MISUSE and changes nothing, which is fine.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::os::raw::c_int);
+        }
+    });
 }
 
 /// Which unique constraint a failed insert hit, if any: the column name found in the
