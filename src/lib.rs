@@ -108,6 +108,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long a stopping server waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` resolves, finishing requests in flight.
 ///
 /// HTTP/1.1 through hyper's own connection builder rather than `axum::serve` (hyper-util's
@@ -149,8 +152,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // In-flight requests finish; idle keep-alive connections close.
-    graceful.shutdown().await;
+    // In-flight requests finish (for a while); idle keep-alive connections close.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
+    }
     Ok(())
 }
 
@@ -168,7 +173,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Listen(addr, e))?;
     let local = listener.local_addr().map_err(|e| StartError::Listen(addr, e))?;
     println!("Reale listening on http://{local} ({} database)", state.store.backend_name());
-    serve(listener, state, shutdown_signal()).await.map_err(StartError::Serve)
+    let realtime = state.realtime.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        realtime.hub.close_all();
+    };
+    serve(listener, state, shutdown).await.map_err(StartError::Serve)
 }
 
 /// Process settings a long-running server wants.

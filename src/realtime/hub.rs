@@ -141,6 +141,16 @@ impl Hub {
         }
     }
 
+    /// Ends every stream here: the server is stopping. Each browser reconnects after
+    /// its `retry:` pause, to another instance or to this one restarted, and resumes
+    /// from its cursor; without this, open streams would hold a graceful shutdown forever.
+    pub fn close_all(&self) {
+        let mut state = self.lock();
+        for entry in state.users.values_mut() {
+            entry.streams.clear();
+        }
+    }
+
     /// The devices behind this instance's streams, each once.
     pub fn device_ids(&self) -> Vec<i64> {
         let state = self.lock();

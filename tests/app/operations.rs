@@ -178,3 +178,31 @@ async fn readiness_follows_postgres_going_down_and_coming_back() {
     }
     assert!(up, "readyz recovered without restarting Reale");
 }
+
+/// SIGTERM stops the server within seconds even while a browser holds a live stream:
+/// the stream ends (the browser reconnects, to another instance or to this one once it
+/// is back) instead of holding the shutdown open forever.
+#[tokio::test]
+async fn stopping_the_server_ends_live_streams_and_exits() {
+    use http_body_util::BodyExt;
+    let dir = crate::support::cluster::temp_dir("reale_stop");
+    std::fs::create_dir_all(&dir).expect("a directory for the server");
+    let mut server = crate::support::cluster::Server::embedded("solo", &dir);
+    server.start().await;
+    let mut alice = crate::support::cluster::Browser::new("alice");
+    alice.register(server.addr).await;
+    let mut stream = alice.open_events(server.addr, None, None).await.expect("/events").expect("signed in");
+    let first = stream.frame().await.expect("a first frame").expect("readable");
+    assert!(first.data_ref().is_some_and(|d| d.starts_with(b"retry:")), "the stream is open");
+
+    // Well inside the 10 s the server grants requests in flight: the streams must end
+    // at once, not be cut off by that deadline.
+    let status = server.terminate(Duration::from_secs(5)).await;
+    assert!(status.is_some_and(|s| s.success()), "the server exits cleanly within 5 s:\n{}", server.log_tail());
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = stream.frame().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream ended");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -347,6 +347,32 @@ impl Server {
         Server { name, addr, args, log: dir.join(format!("{name}.log")), child: None }
     }
 
+    /// One instance as `cargo run` starts it: SQLite under its data directory, no Redis.
+    pub fn embedded(name: &'static str, dir: &std::path::Path) -> Server {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let args = vec!["--addr".to_string(), addr.to_string(), "--data-dir".into(), dir.join(name).display().to_string()];
+        Server { name, addr, args, log: dir.join(format!("{name}.log")), child: None }
+    }
+
+    /// SIGTERM, as an operator's `systemctl stop` sends; the exit status once it has
+    /// exited, or None if it is still running after `wait`.
+    pub async fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        // SAFETY: signalling our own child process by its pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     pub async fn start(&mut self) {
         assert!(self.child.is_none());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
