@@ -8,7 +8,7 @@
 //! step has a deadline; a watchdog ends the run (and its servers) after `--timeout` s.
 //!
 //! cargo bench --bench reale_load -- idle N [--users 100] [--hold 10] [--restart no]
-//! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500]
+//! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500] [--bare PATH]
 //! cargo bench --bench reale_load -- rooms [--rooms 1000] [--members 10] [--users 1000] [--rates 2000,10000]
 //! cargo bench --bench reale_load -- cross [same as rooms; --rates 5000]
 //! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600]; rooms/cross: [--streams-per-user 1])
@@ -24,6 +24,9 @@
 //! `cross` runs two instances on a fresh Postgres database (`reale_bench_<pid>` under
 //! TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test) and Redis
 //! (TEST_REDIS_URL, default redis://127.0.0.1:6379): posts go to A, streams to B.
+//! `fanout --bare PATH` runs the bare broadcaster built from ../shared/bench/bare-sse
+//! instead (same pinning, streams and rates; sends are `POST /send` with `body=lgq<seq>q`),
+//! so Reale's fan-out can be reported as a ratio of it measured in the same session.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -170,6 +173,8 @@ struct Server {
     dir: PathBuf,
     args: Vec<String>,
     cpu: usize,
+    /// The bare broadcaster's binary instead of `reale` (it takes its address from `ADDR`).
+    bare: Option<PathBuf>,
 }
 
 impl Server {
@@ -196,19 +201,45 @@ impl Server {
                 args.extend([flag.to_string(), url.to_string()]);
             }
         }
-        let child = Self::spawn(&args, &dir, cpu);
-        let mut server = Server { pid: child.id(), child, addr, dir, args, cpu };
+        let child = Self::spawn(&args, &dir, cpu, None);
+        let mut server = Server { pid: child.id(), child, addr, dir, args, cpu, bare: None };
         server.wait_healthy(http).await;
         server
     }
 
-    fn spawn(args: &[String], dir: &std::path::Path, cpu: usize) -> Child {
+    /// The bare broadcaster at `bin`, pinned like `reale`, on a free loopback port.
+    async fn start_bare(http: &Http, cpu: usize, bin: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = std::env::temp_dir().join(format!("reale_load_{}_{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let bare = Some(PathBuf::from(bin));
+        let args = vec![addr.to_string()];
+        let child = Self::spawn(&args, &dir, cpu, bare.as_deref());
+        let mut server = Server { pid: child.id(), child, addr, dir, args, cpu, bare };
+        server.wait_healthy(http).await;
+        server
+    }
+
+    fn spawn(args: &[String], dir: &std::path::Path, cpu: usize, bare: Option<&std::path::Path>) -> Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reale"));
-        // A clean environment (no stray DATABASE_URL/REDIS_URL); per-request INFO logs
-        // would cost the server a write per request, so warnings only.
+        let mut cmd = match bare {
+            // bare-sse takes no arguments; `args` holds its address.
+            Some(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.env_clear().env("ADDR", &args[0]);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_reale"));
+                // A clean environment (no stray DATABASE_URL/REDIS_URL); per-request INFO logs
+                // would cost the server a write per request, so warnings only.
+                cmd.args(args).env_clear().env("RUST_LOG", "warn");
+                cmd
+            }
+        };
         // The server logs to stdout.
-        cmd.args(args).env_clear().env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -244,7 +275,7 @@ impl Server {
     async fn restart(&mut self, http: &Http) {
         println!("server RSS after setup: {:.1} MiB; restarting it for a clean baseline", rss_kib(self.pid) as f64 / 1024.0);
         self.stop();
-        self.child = Self::spawn(&self.args, &self.dir, self.cpu);
+        self.child = Self::spawn(&self.args, &self.dir, self.cpu, self.bare.as_deref());
         self.pid = self.child.id();
         self.wait_healthy(http).await;
     }
@@ -629,6 +660,8 @@ struct Run {
     pids: Vec<u32>,
     /// Postgres and Redis are part of the system under test but show as "other CPU".
     infra_is_other: bool,
+    /// Sends go to the bare broadcaster's `POST /send` (answered 204) instead of a conversation.
+    bare: bool,
 }
 
 /// A conversation messages go to: who may send there, and how many streams hear it.
@@ -642,7 +675,8 @@ struct Target {
 /// round-robin over `targets`, then waits for deliveries to stop; prints one table row.
 /// Returns whether other processes disturbed it (the caller then tries again).
 async fn run_phase(run: &Run, targets: &Arc<Vec<Target>>, first_seq: usize, rate: usize, secs: usize, label: &str) -> bool {
-    let Run { ctx, http, post_to, cookies, pids, .. } = run;
+    let Run { ctx, http, post_to, cookies, pids, bare, .. } = run;
+    let bare = *bare;
     let post_to = *post_to;
     for h in [&ctx.latency, &ctx.post_latency] {
         h.reset();
@@ -680,12 +714,16 @@ async fn run_phase(run: &Run, targets: &Arc<Vec<Target>>, first_seq: usize, rate
             let (conv, streams) = (target.conv, target.streams);
             let (ctx, http, cookies) = (ctx.clone(), http.clone(), cookies.clone());
             tokio::spawn(async move {
-                let form = format!("body=lgq{seq}q&client_id=lg{seq}");
-                let path = format!("/c/{conv}/messages");
+                let (form, path, ok) = if bare {
+                    (format!("body=lgq{seq}q"), "/send".to_string(), StatusCode::NO_CONTENT)
+                } else {
+                    (format!("body=lgq{seq}q&client_id=lg{seq}"), format!("/c/{conv}/messages"), StatusCode::SEE_OTHER)
+                };
+                let cookie = (!bare).then(|| cookies[sender].as_str());
                 let t0 = Instant::now();
                 ctx.sent[seq].store(t0.duration_since(ctx.epoch).as_nanos() as u64 + 1, Relaxed);
-                match request(&http, post_to, "POST", &path, Some(&cookies[sender]), &form).await {
-                    Ok(r) if r.status == StatusCode::SEE_OTHER => {
+                match request(&http, post_to, "POST", &path, cookie, &form).await {
+                    Ok(r) if r.status == ok => {
                         ctx.post_latency.record(t0.elapsed());
                         ctx.expected.fetch_add(streams, Relaxed);
                     }
@@ -815,14 +853,25 @@ async fn fanout(args: &Args) {
     let (sizes, rates) = (args.list("subs", "1000,10000"), args.list("rates", "10,100"));
     let (users, secs) = (args.num("users", 500), args.num("secs", 10));
     let http = http_client();
-    let mut server = Server::start(&http, args.num("server-cpu", 0), None, None).await;
-    let cookies = Arc::new(register_users(&http, server.addr, users).await);
-    let members: Vec<usize> = (1..users).collect();
-    let conv = create_group(&http, server.addr, &cookies, 0, "fanout", &members).await;
-    server.restart(&http).await;
-    println!("group {conv} with {users} members; streams are spread evenly over them");
+    let bare = args.get("bare", "");
+    let (server, cookies, conv) = if bare.is_empty() {
+        let mut server = Server::start(&http, args.num("server-cpu", 0), None, None).await;
+        let cookies = Arc::new(register_users(&http, server.addr, users).await);
+        let members: Vec<usize> = (1..users).collect();
+        let conv = create_group(&http, server.addr, &cookies, 0, "fanout", &members).await;
+        server.restart(&http).await;
+        println!("group {conv} with {users} members; streams are spread evenly over them");
+        (server, cookies, conv)
+    } else {
+        // The bare broadcaster has no users: every stream hears every send.
+        let server = Server::start_bare(&http, args.num("server-cpu", 0), &bare).await;
+        println!("bare broadcaster {bare}; one channel, no users");
+        (server, Arc::new(vec![String::new(); users]), 0)
+    };
+    let label_of = |streams: usize| if bare.is_empty() { format!("1 group, {streams} streams") } else { format!("bare-sse, {streams} streams") };
     let ctx = Ctx::new(ATTEMPTS * sizes.len() * rates.iter().sum::<usize>() * secs + 1);
-    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: server.addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false };
+    let run =
+        Run { ctx: ctx.clone(), http: http.clone(), post_to: server.addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false, bare: !bare.is_empty() };
     let (mut tasks, mut seq) = (Vec::new(), 0);
     for &size in &sizes {
         let have = ctx.opened.load(Relaxed);
@@ -832,7 +881,7 @@ async fn fanout(args: &Args) {
         for &rate in &rates {
             let streams = (ctx.opened.load(Relaxed) - ctx.closed.load(Relaxed)) as u64;
             let targets = Arc::new(vec![Target { conv, senders: vec![0], streams }]);
-            let label = format!("1 group, {streams} streams");
+            let label = label_of(streams as usize);
             seq = measure(&run, &targets, seq, rate, secs, &label).await;
         }
         println!();
@@ -887,7 +936,7 @@ async fn rooms(args: &Args, cross: bool) {
     let tasks = open_streams(&ctx, stream_server.addr, &cookies, |i| i % users, 0..users * per_user).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids: Vec<u32> = [Some(a.pid), b.as_ref().map(|b| b.pid)].into_iter().flatten().collect();
-    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: a.addr, cookies: cookies.clone(), pids, infra_is_other: cross };
+    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: a.addr, cookies: cookies.clone(), pids, infra_is_other: cross, bare: false };
     let where_ = if cross { "A → B" } else { "1 instance" };
     println!("\n{HEADER}");
     let mut seq = 0;
