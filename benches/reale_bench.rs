@@ -10,6 +10,10 @@
 //! Postgres runs use TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
 //! to create a scratch database, dropped afterwards.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::{cpu_secs, machine_busy_secs};
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -207,7 +211,7 @@ async fn render() {
     for concurrency in [1usize, 4] {
         for attempt in 1..=3 {
             wait_quiet().await;
-            let (own0, all0) = (cpu_secs(), machine_busy_secs());
+            let (own0, all0) = (cpu_secs(std::process::id()), machine_busy_secs());
             let started = Instant::now();
             let deadline = started + Duration::from_secs(5);
             let mut tasks = Vec::new();
@@ -229,7 +233,7 @@ async fn render() {
                 latencies.extend(task.await.expect("task"));
             }
             let elapsed = started.elapsed();
-            let other = ((machine_busy_secs() - all0) - (cpu_secs() - own0)) / elapsed.as_secs_f64();
+            let other = ((machine_busy_secs() - all0) - (cpu_secs(std::process::id()) - own0)) / elapsed.as_secs_f64();
             let stats = Stats { count: latencies.len(), elapsed, latencies };
             stats.report(&format!("render group page (50 msgs, 50-row sidebar), {concurrency} concurrent, other CPU {:.0} %", other * 100.0));
             if other < 0.1 {
@@ -241,32 +245,14 @@ async fn render() {
     bench.stop().await;
 }
 
-/// This process's CPU time (user + system), in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// Busy CPU time of the whole machine (all cores), in seconds.
-fn machine_busy_secs() -> f64 {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = text.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let busy = ticks.iter().sum::<f64>() - ticks.get(3).unwrap_or(&0.0) - ticks.get(4).unwrap_or(&0.0);
-    // SAFETY: sysconf has no preconditions.
-    busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
 /// The machine is shared (builds, tests): waits (up to 2 min) for a second in which
 /// other processes used under 10 % of a core.
 async fn wait_quiet() {
     let waited = Instant::now();
     for _ in 0..120 {
-        let (own0, all0) = (cpu_secs(), machine_busy_secs());
+        let (own0, all0) = (cpu_secs(std::process::id()), machine_busy_secs());
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if (machine_busy_secs() - all0) - (cpu_secs() - own0) < 0.1 {
+        if (machine_busy_secs() - all0) - (cpu_secs(std::process::id()) - own0) < 0.1 {
             break;
         }
     }
