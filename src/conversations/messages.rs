@@ -84,34 +84,39 @@ pub async fn send(
         Some(reply_id) => reply_view(&state, id, reply_id).await?,
         None => None,
     };
-    let refused = match parse_body(&input.body) {
-        Err(why) => Some((StatusCode::UNPROCESSABLE_ENTITY, why, None)),
-        Ok(_) => {
+    let checked = match parse_body(&input.body) {
+        Err(why) => Err((StatusCode::UNPROCESSABLE_ENTITY, why, None)),
+        Ok(body) => {
             let rule = Rule::new(state.config.send_limit, Duration::from_secs(10));
-            state.limiter.hit(&format!("send:{}", user.id), rule).await.err().map(|retry_after_secs| {
-                let why = AppError::TooManyRequests { retry_after_secs }.to_message();
-                (StatusCode::TOO_MANY_REQUESTS, why, Some(retry_after_secs))
-            })
+            match state.limiter.hit(&format!("send:{}", user.id), rule).await {
+                Ok(()) => Ok(body),
+                Err(retry_after_secs) => {
+                    let why = AppError::TooManyRequests { retry_after_secs }.to_message();
+                    Err((StatusCode::TOO_MANY_REQUESTS, why, Some(retry_after_secs)))
+                }
+            }
         }
     };
-    if let Some((status, error, retry_after)) = refused {
-        // The same client id goes back, so sending the corrected draft stays idempotent.
-        let compose = Compose {
-            conversation_id: id,
-            client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
-            body: input.body,
-            error: Some(error),
-            reply,
-            oob: false,
-        };
-        let mut response = compose_failed(&state, &user, &access, htmx, compose).await?;
-        *response.status_mut() = status;
-        if let Some(secs) = retry_after {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    let body = match checked {
+        Ok(body) => body,
+        Err((status, error, retry_after)) => {
+            // The same client id goes back, so sending the corrected draft stays idempotent.
+            let compose = Compose {
+                conversation_id: id,
+                client_id: parse_client_id(&input.client_id).map(str::to_string).unwrap_or_else(new_client_id),
+                body: input.body,
+                error: Some(error),
+                reply,
+                oob: false,
+            };
+            let mut response = compose_failed(&state, &user, &access, htmx, compose).await?;
+            *response.status_mut() = status;
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return Ok(response);
         }
-        return Ok(response);
-    }
-    let body = parse_body(&input.body).map_err(AppError::Unprocessable)?;
+    };
     let (html, mentions) = render_body(&state.store, &body).await?;
     let new = NewMessage {
         conversation_id: id,
