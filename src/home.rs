@@ -14,7 +14,7 @@ use crate::web::layout::Page;
 #[template(path = "home.html")]
 pub struct HomePage {
     page: Page,
-    sidebar: Vec<views::SidebarItem>,
+    sidebar: views::Sidebar,
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<HomePage> {

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod error;
 pub mod home;
 pub mod realtime;
+pub mod servers;
 pub mod state;
 pub mod store;
 pub mod web;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(home::show))
         .merge(accounts::routes(&state))
         .merge(conversations::routes(&state))
+        .merge(servers::routes(&state))
         .merge(realtime::routes::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))

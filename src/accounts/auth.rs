@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -34,6 +34,9 @@ pub struct RegisterInput {
     pub display_name: String,
     #[serde(default)]
     pub password: String,
+    /// Where to go once signed in (an invite link, say); only a path on this site.
+    #[serde(default)]
+    pub next: String,
 }
 
 #[derive(Default)]
@@ -59,6 +62,25 @@ pub struct LoginInput {
     pub login: String,
     #[serde(default)]
     pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+/// `?next=/path` on the login and registration pages.
+#[derive(Default, Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    pub next: String,
+}
+
+/// `next` when it is a path on this site, else the home page: never another origin
+/// (`//evil.example`, `/\\evil.example`) or anything with control characters.
+pub fn local_path(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    if ok { next } else { "/" }
 }
 
 #[derive(Template, WebTemplate)]
@@ -66,19 +88,21 @@ pub struct LoginInput {
 pub struct LoginPage {
     page: Page,
     login: String,
+    next: String,
     error: Option<String>,
 }
 
-pub async fn register_page(MaybeUser(user): MaybeUser) -> Response {
+pub async fn register_page(MaybeUser(user): MaybeUser, Query(query): Query<NextQuery>) -> Response {
     if user.is_some() {
-        return Redirect::to("/").into_response();
+        return Redirect::to(local_path(&query.next)).into_response();
     }
-    RegisterPage { page: Page::anonymous("Create your account"), input: RegisterInput::default(), errors: RegisterErrors::default() }
-        .into_response()
+    let input = RegisterInput { next: local_path(&query.next).to_string(), ..RegisterInput::default() };
+    RegisterPage { page: Page::anonymous("Create your account"), input, errors: RegisterErrors::default() }.into_response()
 }
 
 fn register_failed(status: StatusCode, mut input: RegisterInput, errors: RegisterErrors) -> Response {
     input.password.clear();
+    input.next = local_path(&input.next).to_string();
     (status, RegisterPage { page: Page::anonymous("Create your account"), input, errors }).into_response()
 }
 
@@ -135,18 +159,20 @@ pub async fn register(
     let device_id = store::create_device(&state.store, user_id, &client.user_agent, &client.ip).await?;
     session::sign_in(&session, device_id).await?;
     tracing::info!(user_id, "account registered");
-    Ok(Redirect::to("/").into_response())
+    Ok(Redirect::to(local_path(&input.next)).into_response())
 }
 
-pub async fn login_page(MaybeUser(user): MaybeUser) -> Response {
+pub async fn login_page(MaybeUser(user): MaybeUser, Query(query): Query<NextQuery>) -> Response {
+    let next = local_path(&query.next).to_string();
     if user.is_some() {
-        return Redirect::to("/").into_response();
+        return Redirect::to(&next).into_response();
     }
-    LoginPage { page: Page::anonymous("Log in"), login: String::new(), error: None }.into_response()
+    LoginPage { page: Page::anonymous("Log in"), login: String::new(), next, error: None }.into_response()
 }
 
-fn login_failed(status: StatusCode, login: String, error: String) -> Response {
-    (status, LoginPage { page: Page::anonymous("Log in"), login, error: Some(error) }).into_response()
+fn login_failed(status: StatusCode, login: String, next: &str, error: String) -> Response {
+    let next = local_path(next).to_string();
+    (status, LoginPage { page: Page::anonymous("Log in"), login, next, error: Some(error) }).into_response()
 }
 
 /// Wrong-password attempts are counted per account *and* address, so an attacker
@@ -159,7 +185,7 @@ pub async fn login(
 ) -> AppResult<Response> {
     let login = input.login.trim().to_string();
     if login.is_empty() || input.password.is_empty() {
-        return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, "Enter your username or email and your password.".into()));
+        return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, &input.next, "Enter your username or email and your password.".into()));
     }
     let account_key = format!("login:{}:{}", login.to_lowercase(), client.ip);
     let account_rule = Rule::new(state.config.login_limit, FIFTEEN_MINUTES);
@@ -169,7 +195,7 @@ pub async fn login(
     };
     if let Err(retry_after_secs) = limited {
         let message = AppError::TooManyRequests { retry_after_secs }.to_message();
-        let mut response = login_failed(StatusCode::TOO_MANY_REQUESTS, login, message);
+        let mut response = login_failed(StatusCode::TOO_MANY_REQUESTS, login, &input.next, message);
         response.headers_mut().insert("retry-after", retry_after_secs.into());
         return Ok(response);
     }
@@ -182,12 +208,12 @@ pub async fn login(
     let verified = password::verify(input.password, hash).await;
     let Some(user_id) = user_id.filter(|_| verified) else {
         let _ = state.limiter.hit(&account_key, account_rule).await;
-        return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, "That username or email and password do not match.".into()));
+        return Ok(login_failed(StatusCode::UNPROCESSABLE_ENTITY, login, &input.next, "That username or email and password do not match.".into()));
     };
     state.limiter.clear(&account_key).await;
     let device_id = store::create_device(&state.store, user_id, &client.user_agent, &client.ip).await?;
     session::sign_in(&session, device_id).await?;
-    Ok(Redirect::to("/").into_response())
+    Ok(Redirect::to(local_path(&input.next)).into_response())
 }
 
 /// Ends this device's session: the device row goes, and so does the server-side

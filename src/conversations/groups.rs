@@ -20,7 +20,7 @@ use super::messages::post_system;
 use super::model::{Role, parse_group_name};
 use super::pages::conversation_title;
 use super::store::{self, MemberRow, UserRow};
-use super::views::{self, SidebarItem};
+use super::views;
 
 #[derive(Deserialize, Default)]
 pub struct NewGroupInput {
@@ -34,7 +34,7 @@ pub struct NewGroupInput {
 #[template(path = "conversations/new_group.html")]
 pub struct NewGroupPage {
     page: Page,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     name: String,
     members: String,
     error: Option<String>,
@@ -67,7 +67,7 @@ async fn resolve_usernames(state: &AppState, text: &str) -> AppResult<Result<Vec
 }
 
 pub async fn create_group(State(state): State<AppState>, user: CurrentUser, Form(input): Form<NewGroupInput>) -> AppResult<Response> {
-    let failed = |error: String, sidebar: Vec<SidebarItem>| {
+    let failed = |error: String, sidebar: views::Sidebar| {
         let page = NewGroupPage {
             page: Page::new("New group", Some(&user)),
             sidebar,
@@ -108,7 +108,7 @@ pub struct MemberView {
 #[template(path = "conversations/members.html")]
 pub struct MembersPage {
     page: Page,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     conversation_id: i64,
     title: String,
     name: String,

@@ -105,6 +105,12 @@ pub async fn get(store: &Store, conversation_id: i64, message_id: i64) -> Result
     with_db!(store, pool => sqlx::query_as(&sql).bind(message_id).bind(conversation_id).fetch_optional(pool).await)
 }
 
+/// When `author_id` last wrote a message here (for slowmode).
+pub async fn last_sent_at(store: &Store, conversation_id: i64, author_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    let sql = "SELECT MAX(created_at) FROM messages WHERE conversation_id = $1 AND author_id = $2 AND kind = 'text'";
+    with_db!(store, pool => sqlx::query_scalar(sql).bind(conversation_id).bind(author_id).fetch_one(pool).await)
+}
+
 pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<MessageRow>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());

@@ -84,8 +84,10 @@ pub async fn send(
         Some(reply_id) => reply_view(&state, id, reply_id).await?,
         None => None,
     };
+    let refusal = send_refusal(&state, &access).await?;
     let checked = match parse_body(&input.body) {
         Err(why) => Err((StatusCode::UNPROCESSABLE_ENTITY, why, None)),
+        Ok(_) if refusal.is_some() => Err(refusal.expect("checked")),
         Ok(body) => {
             let rule = Rule::new(state.config.send_limit, Duration::from_secs(10));
             match state.limiter.hit(&format!("send:{}", user.id), rule).await {
@@ -138,6 +140,30 @@ pub async fn send(
     let mut html = if created { render_message(&state, &access, message_id).await? } else { String::new() };
     html.push_str(&ComposeFragment { compose }.render()?);
     Ok(Html(html).into_response())
+}
+
+/// Why this member may not send here now, if they may not: a timeout, no
+/// SEND_MESSAGES in a channel, or slowmode with the wait left (status and Retry-After).
+async fn send_refusal(state: &AppState, access: &Access) -> AppResult<Option<(StatusCode, String, Option<u64>)>> {
+    let Some(channel) = &access.channel else { return Ok(None) };
+    if let Some(until) = channel.timed_out_until {
+        let why = format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until));
+        return Ok(Some((StatusCode::FORBIDDEN, why, None)));
+    }
+    if !access.can_send() {
+        return Ok(Some((StatusCode::FORBIDDEN, "You do not have permission to send messages in this channel.".into(), None)));
+    }
+    if channel.slowmode_seconds > 0 && !channel.bypasses_slowmode() {
+        if let Some(last) = message_store::last_sent_at(&state.store, access.conversation.id, access.user_id).await? {
+            let wait_ms = last + channel.slowmode_seconds * 1000 - crate::store::now_ms();
+            if wait_ms > 0 {
+                let secs = (wait_ms + 999) / 1000;
+                let why = format!("Slowmode is on: you can send again in {}.", crate::servers::model::wait_label(secs));
+                return Ok(Some((StatusCode::TOO_MANY_REQUESTS, why, Some(secs as u64))));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The compose form again with the error and everything typed: in place for htmx,
@@ -282,6 +308,9 @@ pub async fn react(
     let row = target(&state, &access, message_id).await?;
     if row.deleted_at.is_some() {
         return Err(AppError::Unprocessable("That message was deleted.".into()));
+    }
+    if !access.can_react() || access.channel.as_ref().is_some_and(|c| c.timed_out_until.is_some()) {
+        return Err(AppError::Forbidden("You cannot react in this channel."));
     }
     let emoji = parse_emoji(&input.emoji).map_err(|why| AppError::Unprocessable(why.into()))?;
     message_store::toggle_reaction(&state.store, id, message_id, user.id, &emoji).await?;

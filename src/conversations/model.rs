@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::servers::permissions::Permissions;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Member,
@@ -51,9 +53,58 @@ pub struct Access {
     pub user_id: i64,
     pub role: Role,
     pub last_read_id: i64,
+    /// Set for a server channel: what the permission engine allows here.
+    pub channel: Option<ChannelRights>,
+}
+
+/// A member's rights in one server channel, from `servers::context`.
+#[derive(Clone, Debug)]
+pub struct ChannelRights {
+    pub server_id: i64,
+    pub permissions: Permissions,
+    pub topic: String,
+    pub slowmode_seconds: i64,
+    /// A timeout in force until then (epoch ms): reading only.
+    pub timed_out_until: Option<i64>,
+}
+
+impl ChannelRights {
+    pub fn has(&self, permission: Permissions) -> bool {
+        self.permissions.contains(permission)
+    }
+
+    /// MANAGE_MESSAGES or MANAGE_CHANNELS send past slowmode.
+    pub fn bypasses_slowmode(&self) -> bool {
+        self.has(Permissions::MANAGE_MESSAGES) || self.has(Permissions::MANAGE_CHANNELS)
+    }
 }
 
 impl Access {
+    pub fn is_channel(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// Sending: always in DMs and groups; SEND_MESSAGES in a channel.
+    pub fn can_send(&self) -> bool {
+        self.channel.as_ref().is_none_or(|c| c.has(Permissions::SEND_MESSAGES))
+    }
+
+    /// Reacting: always in DMs and groups; ADD_REACTIONS in a channel.
+    pub fn can_react(&self) -> bool {
+        self.channel.as_ref().is_none_or(|c| c.has(Permissions::ADD_REACTIONS))
+    }
+
+    /// Deleting or pinning others' messages in a channel.
+    fn manages_messages(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.has(Permissions::MANAGE_MESSAGES))
+    }
+
+    /// Groups and channels: deleting others' messages and pinning are for moderators,
+    /// so the message partial marks those buttons `mod-only`.
+    pub fn moderated(&self) -> bool {
+        self.is_group() || self.is_channel()
+    }
+
     pub fn is_group(&self) -> bool {
         self.conversation.kind == "group"
     }
@@ -74,12 +125,15 @@ impl Access {
 
     /// Any member pins in a DM; admins do in groups.
     pub fn can_pin(&self) -> bool {
+        if self.is_channel() {
+            return self.manages_messages();
+        }
         !self.is_group() || self.role >= Role::Admin
     }
 
     /// Authors delete their own messages; group admins delete anyone's.
     pub fn can_delete(&self, author_id: i64) -> bool {
-        author_id == self.user_id || (self.is_group() && self.role >= Role::Admin)
+        author_id == self.user_id || (self.is_group() && self.role >= Role::Admin) || self.manages_messages()
     }
 
     /// The owner removes anyone but themself; admins remove plain members.
@@ -138,6 +192,7 @@ mod tests {
             user_id: 10,
             role,
             last_read_id: 0,
+            channel: None,
         }
     }
 

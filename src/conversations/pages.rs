@@ -18,7 +18,7 @@ use super::access::require;
 use super::message_store::{self, Window};
 use super::model::{Access, HistoryQuery};
 use super::store::{self, MemberRow};
-use super::views::{self, MessageFragment, MessageView, ReplyView, SeenView, SidebarItem};
+use super::views::{self, MessageFragment, MessageView, ReplyView, SeenView};
 use crate::accounts::presence::PresenceView;
 
 pub struct Viewer {
@@ -59,7 +59,7 @@ pub struct ComposeFragment {
 pub struct ConversationPage {
     page: Page,
     viewer: Viewer,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     conversation_id: i64,
     title: String,
     is_group: bool,
@@ -75,10 +75,20 @@ pub struct ConversationPage {
     compose: Compose,
     /// The other person in a DM, and whether they are online.
     dm_presence: Option<PresenceView>,
+    /// In a server channel: the server rail and channel list instead of the DM list.
+    server: Option<crate::servers::nav::ServerShell>,
+    topic: String,
+    /// Why the composer is not offered (no SEND_MESSAGES, timed out).
+    send_locked: Option<String>,
+    /// "Slowmode is on: one message every 30 seconds."
+    slowmode: Option<String>,
 }
 
 /// The title the viewer sees for a conversation they are in.
 pub fn conversation_title(access: &Access, members: &[MemberRow]) -> String {
+    if access.is_channel() {
+        return format!("#{}", access.conversation.name);
+    }
     let other = members.iter().find(|m| m.user_id != access.user_id).map(MemberRow::name);
     views::title(&access.conversation.kind, &access.conversation.name, other)
 }
@@ -96,7 +106,7 @@ pub async fn render_page(
     let since = crate::store::log::newest(&state.store).await?;
     let page = message_store::page(&state.store, id, window).await?;
     let members = store::members(&state.store, id).await?;
-    let messages = views::build(&state.store, page.messages, access.is_group()).await?;
+    let messages = views::build(&state.store, page.messages, access.moderated()).await?;
 
     let mut unread_divider = 0;
     let mut jump_to_unread = None;
@@ -127,10 +137,31 @@ pub async fn render_page(
     };
     let mut page_shell = Page::new(title.clone(), Some(user));
     page_shell.live_since = Some(since);
+    let (server, topic, send_locked, slowmode) = match &access.channel {
+        Some(rights) => {
+            let server = crate::servers::context::require(&state.store, user.id, rights.server_id).await?;
+            let shell = crate::servers::nav::shell(state, &server, Some(id)).await?;
+            let locked = match rights.timed_out_until {
+                Some(until) => Some(format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until))),
+                None if !access.can_send() => Some("You do not have permission to send messages in this channel.".to_string()),
+                None => None,
+            };
+            let slowmode = (rights.slowmode_seconds > 0).then(|| {
+                let every = crate::servers::model::wait_label(rights.slowmode_seconds);
+                if rights.bypasses_slowmode() { format!("Slowmode is on (one message every {every}); it does not apply to you.") } else { format!("Slowmode is on: one message every {every}.") }
+            });
+            (Some(shell), rights.topic.clone(), locked, slowmode)
+        }
+        None => (None, String::new(), None, None),
+    };
     Ok(ConversationPage {
         page: page_shell,
         dm_presence,
-        viewer: Viewer { id: user.id, moderator: access.can_manage() },
+        server,
+        topic,
+        send_locked,
+        slowmode,
+        viewer: Viewer { id: user.id, moderator: access.can_manage() || (access.is_channel() && access.can_pin()) },
         sidebar,
         conversation_id: id,
         is_group: access.is_group(),
@@ -210,7 +241,7 @@ pub async fn history(
     };
     if wants_fragment(&headers) && params.before.is_some() {
         let page = message_store::page(&state.store, id, window).await?;
-        let messages = views::build(&state.store, page.messages, access.is_group()).await?;
+        let messages = views::build(&state.store, page.messages, access.moderated()).await?;
         let fragment = HistoryFragment {
             conversation_id: id,
             oldest_id: messages.first().map(|m| m.id).unwrap_or(0),
@@ -246,7 +277,7 @@ pub async fn message_fragment(
 
 pub async fn render_message(state: &AppState, access: &Access, message_id: i64) -> AppResult<String> {
     let row = message_store::get(&state.store, access.conversation.id, message_id).await?.ok_or(AppError::NotFound)?;
-    let views = views::build(&state.store, vec![row], access.is_group()).await?;
+    let views = views::build(&state.store, vec![row], access.moderated()).await?;
     let view = views.first().ok_or(AppError::NotFound)?;
     Ok(MessageFragment { m: view }.render()?)
 }
@@ -256,7 +287,7 @@ pub async fn render_message(state: &AppState, access: &Access, message_id: i64) 
 pub struct PinsPage {
     page: Page,
     viewer: Viewer,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     conversation_id: i64,
     title: String,
     messages: Vec<MessageView>,
@@ -266,7 +297,7 @@ pub async fn pins(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let access = require(&state.store, user.id, id).await?;
     let members = store::members(&state.store, id).await?;
     let rows = message_store::pinned(&state.store, id).await?;
-    let messages = views::build(&state.store, rows, access.is_group()).await?;
+    let messages = views::build(&state.store, rows, access.moderated()).await?;
     let title = conversation_title(&access, &members);
     Ok(PinsPage {
         page: Page::new(format!("Pinned in {title}"), Some(&user)),

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use crate::web::layout::Page;
 
 use super::store::{self, UserRow};
-use super::views::{self, SidebarItem};
+use super::views;
 
 #[derive(Deserialize)]
 pub struct PeopleQuery {
@@ -24,7 +24,7 @@ pub struct PeopleQuery {
 #[template(path = "conversations/people.html")]
 pub struct PeoplePage {
     page: Page,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     query: String,
     results: Vec<UserRow>,
     searched: bool,
@@ -53,7 +53,7 @@ pub async fn open_dm(State(state): State<AppState>, user: CurrentUser, Path(user
 #[template(path = "conversations/profile.html")]
 pub struct ProfilePage {
     page: Page,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     person: UserRow,
     me: bool,
 }

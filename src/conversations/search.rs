@@ -15,7 +15,7 @@ use crate::web::layout::Page;
 use crate::web::time::{format_time, iso};
 
 use super::store;
-use super::views::{self, SidebarItem};
+use super::views;
 
 /// The newest this many matches are shown; older ones need narrower words or filters.
 pub const MAX_HITS: i64 = 50;
@@ -313,7 +313,7 @@ pub struct ConversationOption {
 #[template(path = "conversations/search.html")]
 pub struct SearchPage {
     page: Page,
-    sidebar: Vec<SidebarItem>,
+    sidebar: views::Sidebar,
     query: String,
     from: String,
     conversations: Vec<ConversationOption>,
@@ -337,7 +337,7 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser, Query(params
 
     let sidebar = views::sidebar_for(&state, user.id, None).await?;
     let conversations = sidebar
-        .iter()
+        .items.iter()
         .map(|c| ConversationOption { id: c.id, title: c.title.clone(), selected: in_field == c.id.to_string() })
         .collect();
 

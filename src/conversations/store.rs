@@ -112,17 +112,24 @@ pub struct SidebarRow {
     pub other_last_seen: Option<i64>,
 }
 
-/// Every conversation of the user, latest activity first, with what the sidebar shows.
+/// The user's DMs and groups (server channels are listed in their server), latest
+/// activity first, with what the sidebar shows.
 pub async fn sidebar(store: &Store, user_id: i64) -> Result<Vec<SidebarRow>, sqlx::Error> {
-    sidebar_rows(store, user_id, None).await
+    sidebar_rows(store, user_id, None, false).await
 }
 
-/// One conversation's sidebar row for the user (a conversation they just joined).
+/// Every conversation of the user, server channels included: the unread badges a live
+/// stream keeps up to date.
+pub async fn badge_rows(store: &Store, user_id: i64) -> Result<Vec<SidebarRow>, sqlx::Error> {
+    sidebar_rows(store, user_id, None, true).await
+}
+
+/// One conversation's row for the user (a conversation they just joined), channel or not.
 pub async fn sidebar_row(store: &Store, user_id: i64, conversation_id: i64) -> Result<Option<SidebarRow>, sqlx::Error> {
-    Ok(sidebar_rows(store, user_id, Some(conversation_id)).await?.pop())
+    Ok(sidebar_rows(store, user_id, Some(conversation_id), true).await?.pop())
 }
 
-async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>) -> Result<Vec<SidebarRow>, sqlx::Error> {
+async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>, channels: bool) -> Result<Vec<SidebarRow>, sqlx::Error> {
     // A DM has exactly one other member (none for "Saved messages"), so the join to
     // them adds at most one row.
     let sql = concat!("SELECT c.id, c.kind, c.name, c.last_activity_at,
@@ -139,9 +146,9 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>) -> Result<
         LEFT JOIN users lu ON lu.id = lm.author_id
         LEFT JOIN members o ON c.kind = 'dm' AND o.conversation_id = c.id AND o.user_id <> $1
         LEFT JOIN users ou ON ou.id = o.user_id
-        WHERE m.user_id = $1 AND ($2 = 0 OR c.id = $2)
-        ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 200");
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).fetch_all(pool).await)
+        WHERE m.user_id = $1 AND ($2 = 0 OR c.id = $2) AND ($3 OR c.server_id IS NULL)
+        ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 500");
+    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).bind(channels).fetch_all(pool).await)
 }
 
 #[derive(Clone, sqlx::FromRow)]

@@ -247,9 +247,26 @@ pub fn seen_by(conversation_id: i64, dm: bool, author_id: i64, readers: &[super:
 }
 
 /// The sidebar as `user_id` sees it, with their DM partners' presence.
-pub async fn sidebar_for(state: &crate::state::AppState, user_id: i64, active: Option<i64>) -> AppResult<Vec<SidebarItem>> {
+/// The shell's left side outside servers: the server rail over the DM and group list.
+pub struct Sidebar {
+    pub items: Vec<SidebarItem>,
+    pub rail: Vec<crate::servers::nav::RailItem>,
+}
+
+impl<'a> IntoIterator for &'a Sidebar {
+    type Item = &'a SidebarItem;
+    type IntoIter = std::slice::Iter<'a, SidebarItem>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+pub async fn sidebar_for(state: &crate::state::AppState, user_id: i64, active: Option<i64>) -> AppResult<Sidebar> {
     let rows = super::store::sidebar(&state.store, user_id).await?;
     let others: Vec<i64> = rows.iter().filter_map(|r| r.other_id).collect();
     let online = state.realtime.online_among(&others).await;
-    Ok(sidebar_items(rows, active, &|user| online.contains(&user)))
+    Ok(Sidebar {
+        items: sidebar_items(rows, active, &|user| online.contains(&user)),
+        rail: crate::servers::nav::rail(&state.store, user_id, None).await?,
+    })
 }

@@ -76,7 +76,7 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
     message_ids.dedup();
     let rows = message_store::get_many(store, &message_ids).await?;
     let (group_rows, other_rows): (Vec<_>, Vec<_>) =
-        rows.into_iter().partition(|r| info.get(&r.conversation_id).is_some_and(|c| c.kind == "group"));
+        rows.into_iter().partition(|r| info.get(&r.conversation_id).is_some_and(|c| matches!(c.kind.as_str(), "group" | "text")));
     let mut messages = HashMap::new();
     for (rows, group) in [(group_rows, true), (other_rows, false)] {
         // The sidebar preview comes from the row (views keep no body for text messages).

@@ -117,7 +117,7 @@ pub async fn events(
         realtime.stream_opened(&state.store, user.id);
     }
     stream.queue.push_back(Bytes::from_static(b"retry: 2000\n\n"));
-    for row in conversation_store::sidebar(&state.store, user.id).await? {
+    for row in conversation_store::badge_rows(&state.store, user.id).await? {
         stream.badges.insert(row.id, Badge { unread: row.unread, mentioned: row.mentioned, last_message_id: row.last_message_id });
     }
     if let Some(cursor) = cursor.filter(|&c| c < snapshot) {
@@ -267,12 +267,15 @@ impl Stream {
                 Kind::Joined => {
                     if let Some(row) = Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
                         self.badges.insert(c, Badge { unread: row.unread, mentioned: row.mentioned, last_message_id: row.last_message_id });
-                        let others: Vec<i64> = row.other_id.into_iter().collect();
-                        let online = Box::pin(self.realtime.online_among(&others)).await;
-                        let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
-                        if let Some(item) = items.first() {
-                            let html = SidebarItemFragment { c: item }.render()?;
-                            self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
+                        // A server channel is listed in its server, not in the DM list.
+                        if !matches!(row.kind.as_str(), "text" | "voice") {
+                            let others: Vec<i64> = row.other_id.into_iter().collect();
+                            let online = Box::pin(self.realtime.online_among(&others)).await;
+                            let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
+                            if let Some(item) = items.first() {
+                                let html = SidebarItemFragment { c: item }.render()?;
+                                self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
+                            }
                         }
                     }
                 }

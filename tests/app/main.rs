@@ -16,4 +16,5 @@ mod realtime;
 mod scale;
 mod search;
 mod security;
+mod servers;
 mod sessions;
