@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod error;
 pub mod home;
 pub mod realtime;
+pub mod servers;
 pub mod state;
 pub mod store;
 pub mod web;
