@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::{Store, now_ms};
 use crate::with_db;
 
-use super::permissions::{Override, OverrideSet, Permissions, channel_permissions, server_permissions};
+use super::permissions::{self, HeldRole, Override, OverrideSet, Permissions, Standing};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ServerRow {
@@ -177,14 +177,30 @@ impl ServerShape {
         self.channels.iter().find(|c| c.id == id)
     }
 
-    fn role_permissions(&self, member: &MemberFacts) -> Vec<Permissions> {
-        member.role_ids.iter().filter_map(|id| self.role(*id)).filter(|r| !r.is_everyone).map(RoleRow::permissions).collect()
+    /// The roles a member holds (not @everyone), as the permission engine takes them.
+    pub fn held_roles(&self, member: &MemberFacts) -> Vec<HeldRole> {
+        member
+            .role_ids
+            .iter()
+            .filter_map(|id| self.role(*id))
+            .filter(|r| !r.is_everyone)
+            .map(|r| HeldRole { id: r.id, position: r.position, permissions: r.permissions() })
+            .collect()
+    }
+
+    fn everyone_permissions(&self) -> Permissions {
+        self.everyone().map(RoleRow::permissions).unwrap_or_default()
     }
 
     /// Server-wide permissions (manage server, roles, kick, ban, invites…).
     pub fn server_permissions(&self, member: &MemberFacts) -> Permissions {
-        let everyone = self.everyone().map(RoleRow::permissions).unwrap_or_default();
-        server_permissions(member.user_id == self.server.owner_id, everyone, &self.role_permissions(member), member.timed_out(now_ms()))
+        let roles = self.held_roles(member);
+        let standing = self.standing(member, &roles);
+        permissions::server_permissions(&standing, self.everyone_permissions())
+    }
+
+    pub fn standing<'a>(&self, member: &MemberFacts, roles: &'a [HeldRole]) -> Standing<'a> {
+        Standing { is_owner: member.user_id == self.server.owner_id, timed_out: member.timed_out(now_ms()), roles }
     }
 
     /// The overrides that apply in `channel` to `member`: a synced channel in a
@@ -208,14 +224,9 @@ impl ServerShape {
     }
 
     pub fn channel_permissions(&self, channel: &ChannelRow, member: &MemberFacts) -> Permissions {
-        let everyone = self.everyone().map(RoleRow::permissions).unwrap_or_default();
-        channel_permissions(
-            member.user_id == self.server.owner_id,
-            everyone,
-            &self.role_permissions(member),
-            &self.overrides_for(channel, member),
-            member.timed_out(now_ms()),
-        )
+        let roles = self.held_roles(member);
+        let standing = self.standing(member, &roles);
+        permissions::channel_permissions(&standing, self.everyone_permissions(), &self.overrides_for(channel, member))
     }
 
     /// The highest role position a member holds (0: only @everyone); the owner

@@ -7,7 +7,7 @@ use crate::store::{BeginWrite, Store, now_ms};
 use crate::with_db;
 
 use super::audit::Entry;
-use super::permissions::Permissions;
+use super::permissions::DEFAULT_EVERYONE;
 
 /// Appends an audit `Entry` inside the transaction `$tx`.
 #[macro_export]
@@ -71,7 +71,7 @@ pub async fn create(store: &Store, owner: i64, name: &str) -> Result<i64, sqlx::
         let id: i64 = sqlx::query_scalar("INSERT INTO servers (name, owner_id, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(name).bind(owner).bind(now).fetch_one(&mut *tx).await?;
         sqlx::query("INSERT INTO roles (server_id, name, permissions, position, is_everyone) VALUES ($1, '@everyone', $2, 0, TRUE)")
-            .bind(id).bind(Permissions::DEFAULT_EVERYONE.bits() as i64).execute(&mut *tx).await?;
+            .bind(id).bind(DEFAULT_EVERYONE.bits() as i64).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO server_members (server_id, user_id, joined_at) VALUES ($1, $2, $3)")
             .bind(id).bind(owner).bind(now).execute(&mut *tx).await?;
         for (position, (category, channel, kind)) in [("Text channels", "general", "text"), ("Voice channels", "General", "voice")].into_iter().enumerate() {
