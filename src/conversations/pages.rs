@@ -141,8 +141,7 @@ pub async fn render_page(
     page_shell.live_since = Some(since);
     let (server, topic, send_locked, slowmode) = match &access.channel {
         Some(rights) => {
-            let server = crate::servers::context::require(&state.store, user.id, rights.server_id).await?;
-            let shell = crate::servers::nav::shell(state, &server, Some(id)).await?;
+            let shell = crate::servers::nav::shell(state, &rights.server, Some(id)).await?;
             let locked = match rights.timed_out_until {
                 Some(until) => Some(format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until))),
                 None if !access.can_send() => Some("You do not have permission to send messages in this channel.".to_string()),
