@@ -118,10 +118,15 @@ pub const CHANNELS_SQL: &str = "SELECT id, kind, name, category_id, position, to
      FROM conversations WHERE server_id = $1 ORDER BY position, id";
 pub const OVERRIDES_SQL: &str = "SELECT target_kind, target_id, subject_kind, subject_id, allow_bits, deny_bits
      FROM overrides WHERE server_id = $1";
-/// One row per (member, role); a member without roles has one row with NULL.
+/// One row per (member, role); a member without roles has one row with NULL. Two
+/// statements, not one with `$2 = 0 OR …`: SQLite cannot use the key for an OR like
+/// that, and one member's lookup would scan the whole membership.
 pub const MEMBER_ROLES_SQL: &str = "SELECT sm.user_id, sm.timeout_until, mr.role_id FROM server_members sm
      LEFT JOIN member_roles mr ON mr.server_id = sm.server_id AND mr.user_id = sm.user_id
-     WHERE sm.server_id = $1 AND ($2 = 0 OR sm.user_id = $2)";
+     WHERE sm.server_id = $1";
+pub const ONE_MEMBER_ROLES_SQL: &str = "SELECT sm.user_id, sm.timeout_until, mr.role_id FROM server_members sm
+     LEFT JOIN member_roles mr ON mr.server_id = sm.server_id AND mr.user_id = sm.user_id
+     WHERE sm.server_id = $1 AND sm.user_id = $2";
 
 /// Loads a server's shape through `$exec` (a pool or `&mut *tx`, evaluated per
 /// statement), so the same reads serve a page and a write transaction alike.
@@ -147,8 +152,12 @@ macro_rules! fetch_member_facts {
     ($exec:expr, $server_id:expr, $only:expr) => {
         async {
             use $crate::servers::context::*;
-            let rows: Vec<(i64, Option<i64>, Option<i64>)> =
-                sqlx::query_as(MEMBER_ROLES_SQL).bind($server_id).bind($only).fetch_all($exec).await?;
+            let only: i64 = $only;
+            let rows: Vec<(i64, Option<i64>, Option<i64>)> = if only == 0 {
+                sqlx::query_as(MEMBER_ROLES_SQL).bind($server_id).fetch_all($exec).await?
+            } else {
+                sqlx::query_as(ONE_MEMBER_ROLES_SQL).bind($server_id).bind(only).fetch_all($exec).await?
+            };
             Ok::<Vec<MemberFacts>, sqlx::Error>(group_member_rows(rows))
         }
     };

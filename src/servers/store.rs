@@ -124,11 +124,14 @@ pub struct ChannelState {
 
 /// Unread and mention counts for the channels of a server the user sees.
 pub async fn channel_states(store: &Store, user_id: i64, server_id: i64) -> Result<Vec<ChannelState>, sqlx::Error> {
+    // Caught-up channels (most of them) skip both counts.
     let sql = "SELECT m.conversation_id,
-          (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.id > m.last_read_id
-              AND x.author_id <> $1 AND x.deleted_at IS NULL AND x.kind = 'text') AS unread,
-          (SELECT COUNT(*) FROM mentions n WHERE n.user_id = $1 AND n.conversation_id = c.id
-              AND n.message_id > m.last_read_id) AS mentioned
+          CASE WHEN c.last_message_id > m.last_read_id THEN
+            (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.id > m.last_read_id
+              AND x.author_id <> $1 AND x.deleted_at IS NULL AND x.kind = 'text') ELSE 0 END AS unread,
+          CASE WHEN c.last_message_id > m.last_read_id THEN
+            (SELECT COUNT(*) FROM mentions n WHERE n.user_id = $1 AND n.conversation_id = c.id
+              AND n.message_id > m.last_read_id) ELSE 0 END AS mentioned
         FROM members m JOIN conversations c ON c.id = m.conversation_id
         WHERE m.user_id = $1 AND c.server_id = $2";
     with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(server_id).fetch_all(pool).await)

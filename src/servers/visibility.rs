@@ -63,7 +63,10 @@ pub fn plan(shape: Option<&ServerShape>, members: &[MemberFacts], current: &[(i6
 }
 
 pub const CURRENT_SQL: &str = "SELECT m.conversation_id, m.user_id FROM members m
-     JOIN conversations c ON c.id = m.conversation_id WHERE c.server_id = $1 AND ($2 = 0 OR m.user_id = $2)";
+     JOIN conversations c ON c.id = m.conversation_id WHERE c.server_id = $1";
+/// One member's rows (a separate statement so SQLite uses the member index).
+pub const ONE_CURRENT_SQL: &str = "SELECT m.conversation_id, m.user_id FROM members m
+     JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $2 AND c.server_id = $1";
 
 /// Re-plans a server's channel membership inside the write transaction `$tx` (an
 /// identifier), applies it and appends its events. Evaluates to
@@ -88,8 +91,11 @@ macro_rules! sync_channel_access {
                 .bind(server_id).bind(only).execute(&mut *$tx).await?;
             let shape = $crate::fetch_server_shape!(&mut *$tx, server_id).await?;
             let members = $crate::fetch_member_facts!(&mut *$tx, server_id, only).await?;
-            let current: Vec<(i64, i64)> =
-                sqlx::query_as($crate::servers::visibility::CURRENT_SQL).bind(server_id).bind(only).fetch_all(&mut *$tx).await?;
+            let current: Vec<(i64, i64)> = if only == 0 {
+                sqlx::query_as($crate::servers::visibility::CURRENT_SQL).bind(server_id).fetch_all(&mut *$tx).await?
+            } else {
+                sqlx::query_as($crate::servers::visibility::ONE_CURRENT_SQL).bind(server_id).bind(only).fetch_all(&mut *$tx).await?
+            };
             let plan = $crate::servers::visibility::plan(shape.as_ref(), &members, &current);
             let now = $crate::store::now_ms();
             for chunk in plan.add.chunks(500) {
