@@ -5,6 +5,7 @@ pub const MAX_SERVER_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 pub const MAX_TOPIC_CHARS: usize = 1024;
 pub const MAX_CHANNEL_NAME_CHARS: usize = 100;
+pub const MAX_ROLE_NAME_CHARS: usize = 100;
 
 /// The slowmode choices (seconds), as Discord offers them.
 pub const SLOWMODE_CHOICES: &[(i64, &str)] = &[
@@ -71,6 +72,26 @@ pub fn parse_channel_name(input: &str, kind: &str) -> Result<String, String> {
     if out.is_empty() { Err("Give the channel a name.".into()) } else { Ok(out) }
 }
 
+pub fn parse_role_name(input: &str) -> Result<String, String> {
+    single_line(input, "role", MAX_ROLE_NAME_CHARS)
+}
+
+/// A role colour: empty (none) or `#rrggbb`, stored lowercase. Only this shape reaches
+/// the per-page style block that paints member names, so nothing else can be injected
+/// there.
+pub fn parse_color(input: &str) -> Result<String, String> {
+    let text = input.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(String::new());
+    }
+    let hex = text.strip_prefix('#').unwrap_or(text);
+    if hex.len() == 6 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(format!("#{}", hex.to_ascii_lowercase()))
+    } else {
+        Err("Give the colour as #rrggbb (for example #3a7bd5), or leave it empty for none.".into())
+    }
+}
+
 pub fn parse_description(input: &str) -> Result<String, String> {
     let text = input.trim().replace("\r\n", "\n");
     if text.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -125,6 +146,17 @@ mod tests {
         assert!(parse_channel_name("", "voice").is_err());
         assert!(parse_channel_name(&"x".repeat(101), "text").is_err());
         assert!(parse_server_name("a\u{202e}b").is_err());
+    }
+
+    #[test]
+    fn role_colours_are_hex_or_none() {
+        assert_eq!(parse_color(" #3A7BD5 ").unwrap(), "#3a7bd5");
+        assert_eq!(parse_color("3a7bd5").unwrap(), "#3a7bd5");
+        assert_eq!(parse_color("").unwrap(), "");
+        assert_eq!(parse_color("none").unwrap(), "");
+        for bad in ["#fff", "red", "#12345g", "#123456;}", "#1234567"] {
+            assert!(parse_color(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
