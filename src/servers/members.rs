@@ -20,7 +20,7 @@ use super::nav::{ChannelNav, RailItem, shell};
 use super::permissions;
 use super::role_store;
 use super::roles::{Actor, manage};
-use super::store::{self, ServerMemberRow};
+use super::store::ServerMemberRow;
 
 pub struct RoleChoice {
     pub id: i64,
@@ -43,7 +43,7 @@ pub struct MemberPage {
 
 /// The member, their facts, and whether the actor may change their roles at all.
 async fn target(state: &AppState, access: &ServerAccess, user_id: i64) -> AppResult<(ServerMemberRow, MemberFacts, bool)> {
-    let row = store::members(&state.store, access.id()).await?.into_iter().find(|m| m.user_id == user_id).ok_or(AppError::NotFound)?;
+    let row = role_store::member(&state.store, access.id(), user_id).await?.ok_or(AppError::NotFound)?;
     let facts = crate::with_db!(&state.store, pool => crate::fetch_member_facts!(pool, access.id(), user_id).await)?
         .pop()
         .ok_or(AppError::NotFound)?;

@@ -125,21 +125,24 @@ pub struct OverridesPage {
 
 async fn page(state: &AppState, user: &CurrentUser, access: &ServerAccess, target: &Target, username: String, error: Option<String>) -> AppResult<Response> {
     let shell = shell(state, access, None).await?;
-    let members = store::members(&state.store, access.id()).await?;
     let (kind, id) = target.source();
     let rows: Vec<&OverrideRow> = access.shape.overrides.iter().filter(|o| o.target_kind == kind && o.target_id == id).collect();
     let mut entries = Vec::new();
-    // Roles highest first (@everyone last), then members by name: Discord's order.
+    // Roles highest first (@everyone last), then members by username.
     for role in &access.shape.roles {
         if let Some(o) = rows.iter().find(|o| o.subject_kind == "role" && o.subject_id == role.id) {
             entries.push(OverrideItem { subject_kind: "role".into(), subject_id: role.id, label: role.name.clone(), choices: choices(value_of(o)) });
         }
     }
-    for member in &members {
-        if let Some(o) = rows.iter().find(|o| o.subject_kind == "member" && o.subject_id == member.user_id) {
-            entries.push(OverrideItem { subject_kind: "member".into(), subject_id: member.user_id, label: format!("@{}", member.username), choices: choices(value_of(o)) });
+    // Member overrides are few; each is looked up, so none hides behind a long member list.
+    let mut people = Vec::new();
+    for o in rows.iter().filter(|o| o.subject_kind == "member") {
+        if let Some(member) = super::role_store::member(&state.store, access.id(), o.subject_id).await? {
+            people.push(OverrideItem { subject_kind: "member".into(), subject_id: member.user_id, label: format!("@{}", member.username), choices: choices(value_of(o)) });
         }
     }
+    people.sort_by(|a, b| a.label.cmp(&b.label));
+    entries.extend(people);
     let free_roles = access
         .shape
         .roles
@@ -248,8 +251,8 @@ async fn label_of(state: &AppState, access: &ServerAccess, kind: &str, subject_i
     if let Some(role) = access.shape.role(subject_id).filter(|_| kind == "role") {
         return Ok(format!("role {}", role.name));
     }
-    let members = store::members(&state.store, access.id()).await?;
-    Ok(members.iter().find(|m| m.user_id == subject_id).map_or_else(|| format!("member {subject_id}"), |m| format!("@{}", m.username)))
+    let member = super::role_store::member(&state.store, access.id(), subject_id).await?;
+    Ok(member.map_or_else(|| format!("member {subject_id}"), |m| format!("@{}", m.username)))
 }
 
 /// Saves one override's allow / inherit / deny choices. Only the permissions whose

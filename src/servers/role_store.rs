@@ -7,7 +7,7 @@ use crate::with_db;
 
 use super::audit::Entry;
 use super::permissions::Permissions;
-use super::store::server_write;
+use super::store::{ServerMemberRow, server_write};
 
 /// What a role form sets (for @everyone only `permissions` is used).
 #[derive(Clone, Debug)]
@@ -17,6 +17,13 @@ pub struct RoleValues {
     pub hoist: bool,
     pub mentionable: bool,
     pub permissions: Permissions,
+}
+
+/// One member of the server, if they are one.
+pub async fn member(store: &Store, server_id: i64, user_id: i64) -> Result<Option<ServerMemberRow>, sqlx::Error> {
+    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, sm.joined_at, sm.timeout_until
+               FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1 AND sm.user_id = $2";
+    with_db!(store, pool => sqlx::query_as(sql).bind(server_id).bind(user_id).fetch_optional(pool).await)
 }
 
 /// How many members hold each role: (role, count).

@@ -29,15 +29,23 @@ struct Server {
     general: i64,
 }
 
+/// Alice, Bob, and Alice's server that Bob joined.
+async fn alice_and_bob(app: &TestApp) -> (Client, Client, Server) {
+    let (mut alice, mut bob) = (app.client(), app.client().fresh());
+    alice.register("alice").await;
+    bob.register("bob").await;
+    let server = server_with(&mut alice, &mut [&mut bob]).await;
+    (alice, bob, server)
+}
+
 /// Alice's server with `people` joined by invite.
-async fn server_with(app: &TestApp, alice: &mut Client, people: &mut [&mut Client]) -> Server {
+async fn server_with(alice: &mut Client, people: &mut [&mut Client]) -> Server {
     let id = create_server(alice, "Guild").await;
     let general = channel_id(&alice.get(&format!("/s/{id}")).await.body, "general");
     let code = invite(alice, id, "0", "0").await;
     for person in people.iter_mut() {
         person.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{id}"));
     }
-    let _ = app;
     Server { id, general }
 }
 
@@ -96,10 +104,7 @@ fn has(rows: &[(String, String, String)], action: &str, actor: &str, target: &st
 }
 
 async fn a_role_with_manage_channels_lets_bob_manage_them_until_it_is_taken_away(app: TestApp) {
-    let (mut alice, mut bob) = (app.client(), app.client().fresh());
-    alice.register("alice").await;
-    bob.register("bob").await;
-    let server = server_with(&app, &mut alice, &mut [&mut bob]).await;
+    let (mut alice, mut bob, server) = alice_and_bob(&app).await;
     let (s, bob_id) = (server.id, user_id(&app, "bob").await);
     let manage = format!("/s/{s}/channels");
     assert_eq!(bob.get(&manage).await.status, StatusCode::FORBIDDEN);
@@ -137,10 +142,7 @@ async fn a_role_with_manage_channels_lets_bob_manage_them_until_it_is_taken_away
 }
 
 async fn a_private_channel_does_not_exist_for_bob_until_he_is_a_mod(app: TestApp) {
-    let (mut alice, mut bob) = (app.client(), app.client().fresh());
-    alice.register("alice").await;
-    bob.register("bob").await;
-    let server = server_with(&app, &mut alice, &mut [&mut bob]).await;
+    let (mut alice, mut bob, server) = alice_and_bob(&app).await;
     let (s, bob_id) = (server.id, user_id(&app, "bob").await);
     let created = alice.post(&format!("/s/{s}/channels"), &[("kind", "text"), ("name", "staff"), ("category", "none")]).await;
     let staff: i64 = created.location().expect("to the channel").trim_start_matches("/c/").parse().expect("id");
@@ -199,10 +201,7 @@ async fn next_containing(stream: &mut crate::support::EventStream, needle: &str)
 }
 
 async fn a_member_override_stops_bob_sending_and_keeps_his_draft(app: TestApp) {
-    let (mut alice, mut bob) = (app.client(), app.client().fresh());
-    alice.register("alice").await;
-    bob.register("bob").await;
-    let server = server_with(&app, &mut alice, &mut [&mut bob]).await;
+    let (mut alice, mut bob, server) = alice_and_bob(&app).await;
     let (s, general) = (server.id, server.general);
     let page = format!("/s/{s}/permissions/channel/{general}");
     let nobody = alice.post(&page, &[("role", ""), ("username", "nobody")]).await;
@@ -220,10 +219,7 @@ async fn a_member_override_stops_bob_sending_and_keeps_his_draft(app: TestApp) {
 }
 
 async fn a_synced_channel_follows_its_category_until_it_gets_its_own_overrides(app: TestApp) {
-    let (mut alice, mut bob) = (app.client(), app.client().fresh());
-    alice.register("alice").await;
-    bob.register("bob").await;
-    let server = server_with(&app, &mut alice, &mut [&mut bob]).await;
+    let (mut alice, mut bob, server) = alice_and_bob(&app).await;
     let (s, general) = (server.id, server.general);
     let channels = alice.get(&format!("/s/{s}/channels")).await.body;
     let category: i64 = channels.split("/permissions/category/").nth(1).and_then(|t| t.split('"').next()).expect("a category permissions link").parse().unwrap();
@@ -251,7 +247,7 @@ async fn a_moderator_cannot_edit_a_higher_role_or_grant_what_they_lack(app: Test
     alice.register("alice").await;
     bob.register("bob").await;
     carol.register("carol").await;
-    let server = server_with(&app, &mut alice, &mut [&mut bob, &mut carol]).await;
+    let server = server_with(&mut alice, &mut [&mut bob, &mut carol]).await;
     let s = server.id;
     let (alice_id, bob_id, carol_id) = (user_id(&app, "alice").await, user_id(&app, "bob").await, user_id(&app, "carol").await);
     // Each new role goes just above @everyone: Admins > Mods > Helpers.
