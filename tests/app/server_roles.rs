@@ -288,7 +288,32 @@ async fn a_moderator_cannot_edit_a_higher_role_or_grant_what_they_lack(app: Test
     assert_eq!(set_roles(&mut bob, s, bob_id, &[helpers]).await.status, StatusCode::FORBIDDEN, "not himself");
     assert!(bob.get(&format!("/s/{s}/members/{alice_id}")).await.body.contains("You can only change the roles of members ranked below you."));
 
+    // @everyone is open to him (only its permissions), within what he holds.
+    let everyone = everyone_id(&mut bob, s).await;
+    let defaults = ["view_channel", "send_messages", "read_message_history", "add_reactions", "attach_files", "embed_links", "connect", "speak"];
+    bob.post(&format!("/s/{s}/roles/{everyone}"), &form("ignored", &defaults)).await.assert_redirect(&format!("/s/{s}/roles"));
+    assert!(bob.get(&format!("/s/{s}/roles")).await.body.contains(">@everyone <small"), "its name is fixed");
+
+    // A channel he cannot see has no permissions page for him, MANAGE_ROLES or not.
+    let created = alice.post(&format!("/s/{s}/channels"), &[("kind", "text"), ("name", "owners"), ("category", "none")]).await;
+    let owners: i64 = created.location().expect("to the channel").trim_start_matches("/c/").parse().expect("id");
+    set_override(&mut alice, s, &format!("channel/{owners}"), ("role", &everyone.to_string()), &[("view_channel", "deny")]).await;
+    assert_eq!(bob.get(&format!("/s/{s}/permissions/channel/{owners}")).await.status, StatusCode::NOT_FOUND);
+
+    // The owner lifts Helpers above Mods: now it is out of Bob's reach. Then deletes it.
+    alice.post(&format!("/s/{s}/roles/{helpers}/up"), &[]).await.assert_redirect(&format!("/s/{s}/roles"));
+    let page = alice.get(&format!("/s/{s}/roles")).await.body;
+    assert!(page.find(">Helpers <small").unwrap() < page.find(">Mods <small").unwrap(), "moved up");
+    assert_eq!(bob.post(&format!("/s/{s}/roles/{helpers}"), &form("Helpers", &["kick_members"])).await.status, StatusCode::FORBIDDEN);
+    alice.post(&format!("/s/{s}/roles/{helpers}/delete"), &[]).await.assert_redirect(&format!("/s/{s}/roles"));
+    assert!(!alice.get(&format!("/s/{s}/roles")).await.body.contains(">Helpers <small"));
+    let held: i64 = reale::with_db!(app.state.store, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM member_roles WHERE role_id = $1").bind(helpers).fetch_one(pool).await.expect("count")
+    });
+    assert_eq!(held, 0, "carol lost it with the role");
+
     let rows = audit(&app, s).await;
     assert!(has(&rows, "role_update", "bob", "Helpers") && has(&rows, "member_roles", "bob", "carol"), "{rows:?}");
+    assert!(has(&rows, "role_update", "bob", "@everyone") && has(&rows, "role_update", "alice", "Helpers") && has(&rows, "role_delete", "alice", "Helpers"), "{rows:?}");
     assert!(!has(&rows, "role_update", "bob", "Admins") && !has(&rows, "member_roles", "bob", "alice"), "refusals change nothing");
 }
