@@ -66,12 +66,12 @@ pub async fn update(store: &Store, server_id: i64, role_id: i64, values: &RoleVa
     Ok(())
 }
 
-/// Deletes a role with its overrides and memberships; the roles above it close the gap.
+/// Deletes a role with its overrides (its memberships go by the schema's cascade); the
+/// roles above it close the gap.
 pub async fn delete(store: &Store, server_id: i64, role_id: i64, audit: &Entry) -> Result<(), sqlx::Error> {
     server_write!(store, server_id, Some(audit), |tx| {
         sqlx::query("DELETE FROM overrides WHERE server_id = $1 AND subject_kind = 'role' AND subject_id = $2")
             .bind(server_id).bind(role_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM member_roles WHERE server_id = $1 AND role_id = $2").bind(server_id).bind(role_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM roles WHERE id = $1 AND server_id = $2 AND NOT is_everyone").bind(role_id).bind(server_id).execute(&mut *tx).await?;
         let order: Vec<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE server_id = $1 AND NOT is_everyone ORDER BY position, id")
             .bind(server_id).fetch_all(&mut *tx).await?;
