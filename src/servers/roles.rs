@@ -179,8 +179,8 @@ async fn roles_page(state: &AppState, user: &CurrentUser, access: &ServerAccess,
             name: r.name.clone(),
             color: r.color.clone(),
             everyone: r.is_everyone,
-            // @everyone holds every member; the others, their rows.
-            members: if r.is_everyone { -1 } else { counts.iter().find(|(id, _)| *id == r.id).map_or(0, |(_, n)| *n) },
+            // @everyone has no rows: the page says "every member" for it.
+            members: counts.iter().find(|(id, _)| *id == r.id).map_or(0, |(_, n)| *n),
             editable: actor.can_edit(r),
         })
         .collect();

@@ -258,6 +258,9 @@ async fn a_moderator_cannot_edit_a_higher_role_or_grant_what_they_lack(app: Test
     let order: Vec<usize> = ["Admins", "Mods", "Helpers", "@everyone"].iter().map(|n| page.find(&format!(">{n} <small")).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "highest first, @everyone last");
     set_roles(&mut alice, s, bob_id, &[mods]).await.assert_redirect(&format!("/s/{s}/members/{bob_id}"));
+    let bad = alice.post(&format!("/s/{s}/roles/{mods}"), &[("name", "Moderators"), ("color", "blue")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("value=\"Moderators\"") && bad.body.contains("value=\"blue\"") && bad.body.contains("Give the colour as #rrggbb"));
 
     let roles = bob.get(&format!("/s/{s}/roles")).await;
     assert_eq!(roles.status, StatusCode::OK);
