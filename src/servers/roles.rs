@@ -119,6 +119,12 @@ pub struct RolesPage {
     error: Option<String>,
 }
 
+impl RolesPage {
+    fn action(&self) -> String {
+        format!("/s/{}/roles", self.nav.server_id)
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "servers/role.html")]
 pub struct RolePage {
@@ -129,6 +135,12 @@ pub struct RolePage {
     role_id: i64,
     form: RoleForm,
     error: Option<String>,
+}
+
+impl RolePage {
+    fn action(&self) -> String {
+        format!("/s/{}/roles/{}", self.nav.server_id, self.role_id)
+    }
 }
 
 /// The actor's rank and permissions, as the hierarchy helpers take them.
