@@ -11,6 +11,7 @@ mod browser_a11y;
 mod browser_chat;
 mod browser_live;
 mod browser_scale;
+mod browser_servers;
 mod operations;
 mod realtime;
 mod scale;
