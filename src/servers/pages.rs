@@ -17,7 +17,7 @@ use crate::web::layout::Page;
 
 use super::audit::{Action, Entry};
 use super::context::{self, ServerAccess};
-use super::model::{parse_description, parse_server_name};
+use super::model::{RoleColor, parse_description, parse_server_name};
 use super::nav::{self, ChannelNav, RailItem, shell};
 use super::permissions::Permissions;
 use super::store::{self, ServerMemberRow};
@@ -82,9 +82,7 @@ pub struct ServerHome {
     description: String,
     member_count: usize,
     groups: Vec<MemberGroup>,
-    /// (role id, #rrggbb) for the page's style block: CSP allows no inline style
-    /// attribute, so each colour is a class rule under the page's nonce.
-    role_colors: Vec<(i64, String)>,
+    role_colors: Vec<RoleColor>,
     can_roles: bool,
 }
 
@@ -145,8 +143,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         description: access.shape.server.description.clone(),
         member_count,
         groups,
-        // Stored colours passed `parse_color`; checked again, as they end up in CSS.
-        role_colors: access.shape.roles.iter().filter(|r| super::model::parse_color(&r.color).is_ok_and(|c| !c.is_empty())).map(|r| (r.id, r.color.clone())).collect(),
+        role_colors: access.shape.roles.iter().filter_map(|r| RoleColor::of(r.id, &r.color)).collect(),
         can_roles: access.can(Permissions::MANAGE_ROLES),
     })
 }

@@ -17,7 +17,7 @@ use crate::web::layout::Page;
 
 use super::audit::{Action, Entry};
 use super::context::{self, RoleRow, ServerAccess};
-use super::model::{parse_color, parse_role_name};
+use super::model::{RoleColor, parse_color, parse_role_name};
 use super::nav::{ChannelNav, RailItem, shell};
 use super::permissions::{self, ALL, HeldRole, Permissions, Standing};
 use super::role_store::{self, RoleValues};
@@ -115,6 +115,7 @@ pub struct RolesPage {
     rail_home: bool,
     nav: ChannelNav,
     roles: Vec<RoleItem>,
+    role_colors: Vec<RoleColor>,
     form: RoleForm,
     error: Option<String>,
 }
@@ -203,6 +204,7 @@ async fn roles_page(state: &AppState, user: &CurrentUser, access: &ServerAccess,
         rail_home: false,
         nav: shell.nav,
         roles,
+        role_colors: access.shape.roles.iter().filter_map(|r| RoleColor::of(r.id, &r.color)).collect(),
         form,
         error,
     };

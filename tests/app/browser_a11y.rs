@@ -173,40 +173,6 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     alice.the_one("//*[contains(@class,'flash') and contains(@class,'ok')]", "the password-changed message").await;
     check(alice, "password changed", &mut findings).await;
 
-    // A server's roles, one role, a member's roles and a channel's overrides.
-    open(alice, base, "/servers/new", "new server").await;
-    alice.fill("Server name", "Guild").await;
-    alice.button("Create server").await.click().await.expect("click Create server");
-    let client = &alice.client;
-    let server: i64 = alice
-        .eventually("expected the new server's page", || async move {
-            let url = client.current_url().await.map_err(|e| e.to_string())?;
-            url.path().strip_prefix("/s/").and_then(|id| id.parse().ok()).ok_or_else(|| format!("still at {url}"))
-        })
-        .await;
-    open(alice, base, &format!("/s/{server}/roles"), "roles").await;
-    alice.fill("Role name", "Mods").await;
-    alice.fill("Colour", "#3a7bd5").await;
-    alice.button("Create role").await.click().await.expect("click Create role");
-    alice.the_one("//a[@aria-label='Edit role Mods']", "the Mods role").await;
-    check(alice, "roles", &mut findings).await;
-    alice.the_one("//a[@aria-label='Edit role Mods']", "Edit role Mods").await.click().await.expect("click Edit role Mods");
-    alice.the_one("//h1[normalize-space(.)='Edit role Mods']", "the role page").await;
-    check(alice, "role", &mut findings).await;
-    open(alice, base, &format!("/s/{server}/channels"), "channels").await;
-    alice.the_one("//a[@aria-label='Permissions of channel general']", "Permissions of channel general").await.click().await.expect("click Permissions");
-    alice.the_one("//h1[normalize-space(.)='Permissions of #general']", "the channel's permissions").await;
-    check(alice, "channel permissions, synced with its category", &mut findings).await;
-    alice.fill("or member's username", "alice").await;
-    alice.button("Add override").await.click().await.expect("click Add override");
-    alice.the_one("//h3[normalize-space(.)='Member @alice']", "alice's override").await;
-    check(alice, "channel permissions with an override", &mut findings).await;
-    open(alice, base, &format!("/s/{server}"), "server").await;
-    check(alice, "server with a coloured role", &mut findings).await;
-    alice.the_one("//a[@aria-label='Roles of alice']", "Roles of alice").await.click().await.expect("click Roles of alice");
-    alice.the_one("//legend[normalize-space(.)='Roles of alice']", "alice's roles").await;
-    check(alice, "a member's roles", &mut findings).await;
-
     // Error pages.
     for (page, path) in [("not found", "/no-such-page"), ("a conversation that does not exist", "/c/999999")] {
         open(alice, base, path, page).await;
