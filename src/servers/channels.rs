@@ -53,6 +53,8 @@ pub struct ChannelsPage {
     categories: Vec<CategoryRow>,
     channels: Vec<ChannelRow>,
     slowmodes: &'static [(i64, &'static str)],
+    /// Links to the permission override pages (MANAGE_ROLES).
+    can_roles: bool,
     refused: Option<Refused>,
 }
 
@@ -99,6 +101,7 @@ async fn page(state: &AppState, user: &CurrentUser, access: ServerAccess, refuse
         categories: access.shape.categories.clone(),
         channels: access.shape.channels.clone(),
         slowmodes: SLOWMODE_CHOICES,
+        can_roles: access.can(Permissions::MANAGE_ROLES),
         refused,
     };
     Ok((status, page).into_response())

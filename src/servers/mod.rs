@@ -10,10 +10,15 @@ mod channels;
 pub mod context;
 pub mod invite_store;
 mod invites;
+mod members;
 pub mod model;
 pub mod nav;
+pub mod override_store;
+mod overrides;
 mod pages;
 pub mod permissions;
+pub mod role_store;
+mod roles;
 pub mod store;
 pub mod visibility;
 
@@ -46,5 +51,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/s/{id}/categories/{category}/down", write(post(channels::category_down)))
         .route("/s/{id}/invites", get(invites::show).merge(create(post(invites::create))))
         .route("/s/{id}/invites/{code}/revoke", write(post(invites::revoke)))
+        .route("/s/{id}/roles", get(roles::show).merge(create(post(roles::create))))
+        .route("/s/{id}/roles/{role}", get(roles::edit).merge(write(post(roles::update))))
+        .route("/s/{id}/roles/{role}/delete", write(post(roles::delete)))
+        .route("/s/{id}/roles/{role}/up", write(post(roles::up)))
+        .route("/s/{id}/roles/{role}/down", write(post(roles::down)))
+        .route("/s/{id}/members/{user}", get(members::show))
+        .route("/s/{id}/members/{user}/roles", write(post(members::save)))
+        .route("/s/{id}/permissions/{kind}/{target}", get(overrides::show).merge(write(post(overrides::add))))
+        .route("/s/{id}/permissions/{kind}/{target}/{subject_kind}/{subject}", write(post(overrides::save)))
+        .route("/s/{id}/permissions/{kind}/{target}/{subject_kind}/{subject}/delete", write(post(overrides::remove)))
         .route("/i/{code}", get(invites::landing).merge(write(post(invites::accept))))
 }

@@ -17,7 +17,7 @@ use crate::web::layout::Page;
 
 use super::audit::{Action, Entry};
 use super::context::{self, ServerAccess};
-use super::model::{parse_description, parse_server_name};
+use super::model::{RoleColor, parse_description, parse_server_name};
 use super::nav::{self, ChannelNav, RailItem, shell};
 use super::permissions::Permissions;
 use super::store::{self, ServerMemberRow};
@@ -58,7 +58,8 @@ pub async fn create(State(state): State<AppState>, user: CurrentUser, Form(input
 
 pub struct MemberGroup {
     pub name: String,
-    pub color: String,
+    /// The hoisted role's id when it has a colour (its `.role-{id}` rule paints it).
+    pub color_role: Option<i64>,
     pub members: Vec<MemberItem>,
 }
 
@@ -67,6 +68,8 @@ pub struct MemberItem {
     pub owner: bool,
     pub timed_out: bool,
     pub presence: PresenceView,
+    /// The member's highest role with a colour, which colours their name.
+    pub color_role: Option<i64>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -79,6 +82,12 @@ pub struct ServerHome {
     description: String,
     member_count: usize,
     groups: Vec<MemberGroup>,
+    role_colors: Vec<RoleColor>,
+    can_roles: bool,
+}
+
+fn colored(role: &&context::RoleRow) -> Option<i64> {
+    (!role.color.is_empty()).then_some(role.id)
 }
 
 /// Members grouped like Discord's member list: under their highest hoisted role, then
@@ -90,14 +99,17 @@ async fn member_groups(state: &AppState, access: &ServerAccess) -> AppResult<(Ve
     let online = state.realtime.online_among(&ids).await;
     let hoisted: Vec<&context::RoleRow> = access.shape.roles.iter().filter(|r| r.hoist && !r.is_everyone).collect();
     let mut groups: Vec<MemberGroup> =
-        hoisted.iter().map(|r| MemberGroup { name: r.name.clone(), color: r.color.clone(), members: Vec::new() }).collect();
-    let mut online_group = MemberGroup { name: "Online".into(), color: String::new(), members: Vec::new() };
-    let mut offline_group = MemberGroup { name: "Offline".into(), color: String::new(), members: Vec::new() };
+        hoisted.iter().map(|r| MemberGroup { name: r.name.clone(), color_role: colored(r), members: Vec::new() }).collect();
+    let mut online_group = MemberGroup { name: "Online".into(), color_role: None, members: Vec::new() };
+    let mut offline_group = MemberGroup { name: "Offline".into(), color_role: None, members: Vec::new() };
     let count = rows.len();
     let now = crate::store::now_ms();
     for row in rows {
         let presence = presence::view(row.user_id, &row.presence, online.contains(&row.user_id), row.last_seen_at);
+        // Roles come highest first, so the first coloured one the member holds wins.
+        let color_role = access.shape.roles.iter().filter(|r| roles.contains(&(row.user_id, r.id))).find_map(|r| colored(&r));
         let item = MemberItem {
+            color_role,
             owner: row.user_id == access.shape.server.owner_id,
             timed_out: row.timeout_until.is_some_and(|t| t > now),
             presence,
@@ -131,6 +143,8 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         description: access.shape.server.description.clone(),
         member_count,
         groups,
+        role_colors: access.shape.roles.iter().filter_map(|r| RoleColor::of(r.id, &r.color)).collect(),
+        can_roles: access.can(Permissions::MANAGE_ROLES),
     })
 }
 

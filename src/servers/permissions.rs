@@ -286,6 +286,16 @@ pub fn can_manage_role(actor: &Standing, actor_perms: Permissions, target_positi
         || (actor_perms.contains(Permissions::MANAGE_ROLES) && highest_position(actor.roles) > target_position)
 }
 
+/// Whether the actor may edit a role: as `can_manage_role`, except that @everyone (whose
+/// name, colour and place are fixed, so only its permissions change) is open to every
+/// MANAGE_ROLES holder, even one whose only role is @everyone.
+pub fn can_edit_role(actor: &Standing, actor_perms: Permissions, target_position: i64, is_everyone: bool) -> bool {
+    if is_everyone {
+        return actor.is_owner || actor_perms.contains(Permissions::MANAGE_ROLES);
+    }
+    can_manage_role(actor, actor_perms, target_position)
+}
+
 /// Whether the actor ranks above the target member (for kick, ban, timeout, nickname,
 /// roles). Nobody acts on the owner; the owner acts on anyone else; otherwise the actor's
 /// highest role must be strictly above the target's — so nobody acts on themselves and
@@ -303,6 +313,14 @@ pub fn can_act_on_member(actor: &Standing, target: &Standing) -> bool {
 /// unless they are an administrator (the owner's permissions include ADMINISTRATOR).
 pub fn can_grant(actor_perms: Permissions, wanted: Permissions) -> bool {
     actor_perms.contains(Permissions::ADMINISTRATOR) || actor_perms.contains(wanted)
+}
+
+/// Whether someone holding `actor_perms` may turn a role's (or an override side's)
+/// `before` into `after`: only the bits that change must be theirs to grant, so an
+/// editor may rename a role holding a permission they lack, or change its other bits,
+/// without being able to add or remove that one.
+pub fn can_change(actor_perms: Permissions, before: Permissions, after: Permissions) -> bool {
+    can_grant(actor_perms, (before - after) | (after - before))
 }
 
 #[cfg(test)]

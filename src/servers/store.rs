@@ -61,6 +61,9 @@ macro_rules! server_write {
     }};
 }
 
+// Other store modules of this domain use it too (they import `Store`, `BeginWrite`, `with_db`).
+pub(crate) use server_write;
+
 /// A new server: its owner as first member, @everyone with the default permissions,
 /// a "Text channels" category holding #general and a "Voice channels" one holding
 /// the "General" voice channel.

@@ -1,7 +1,8 @@
 //! A server in a real browser, as its owner and two friends use it: the owner creates a
 //! server, a category, two text channels and a voice channel, and an invite link; a
 //! visitor registers through the link, accepts it and chats in #general (reply,
-//! reaction); a second visitor does the same and writes in the new channel. Once with
+//! reaction); a second visitor does the same and writes in the new channel; the owner
+//! makes that channel private to a role, and the visitor has it only with the role. Once with
 //! JavaScript (live updates, htmx) and once without (plain forms). axe checks every
 //! server page with JavaScript on.
 
@@ -171,5 +172,85 @@ async fn run_flow(base: &str, owner: &Browser, friend: &Browser) {
     assert!(members.contains("Members (3)"), "the server has three members: {members}");
     assert_eq!(path(owner).await, format!("/s/{server}"));
 
+    // #help-desk made private: a Mods role, @everyone denied View channel, Mods allowed.
+    private_channel(base, owner, friend, server, help, &mut findings).await;
+
     findings.assert_none();
+}
+
+/// Picks allow / inherit / deny for one permission of one override.
+async fn pick(b: &Browser, permission: &str, subject: &str, choice: &str) {
+    let xpath = format!(
+        "//fieldset[legend[normalize-space(.)={}]]//label[normalize-space(.)={}]/input",
+        xpath_literal(&format!("{permission} for {subject}")),
+        xpath_literal(choice)
+    );
+    b.the_one(&xpath, &format!("{choice} for {permission} of {subject}")).await.click().await.expect("pick a choice");
+}
+
+/// Adds an override for `role` on the open permissions page and sets View channel.
+async fn override_view(b: &Browser, role: &str, choice: &str) {
+    choose(b, "Role", role).await;
+    click_button(b, "Add override").await;
+    b.the_one(&format!("//h3[normalize-space(.)={}]", xpath_literal(&format!("Role {role}"))), "the new override").await;
+    pick(b, "View channel", role, choice).await;
+    click_button(b, &format!("Save override for {role}")).await;
+    let checked = format!("//fieldset[legend[normalize-space(.)={}]]//label[normalize-space(.)={}]/input[@checked]", xpath_literal(&format!("View channel for {role}")), xpath_literal(choice));
+    let checked = &checked;
+    b.eventually("expected the saved choice after reloading", || async move {
+        b.client.refresh().await.map_err(|e| e.to_string())?;
+        let found = b.client.find_all(Locator::XPath(checked)).await.map_err(|e| e.to_string())?;
+        if found.len() == 1 { Ok(()) } else { Err(format!("{} checked", found.len())) }
+    })
+    .await;
+}
+
+/// Whether `b` finds #`name` in the server's channel list.
+async fn lists_channel(b: &Browser, base: &str, server: i64, name: &str) -> bool {
+    b.goto(&format!("{base}/s/{server}")).await;
+    b.wait_for_path(&format!("/s/{server}"), "opening the server").await;
+    let xpath = format!("//nav//a[normalize-space(text()[1])={}]", xpath_literal(name));
+    !b.client.find_all(Locator::XPath(&xpath)).await.expect("find").is_empty()
+}
+
+async fn private_channel(base: &str, owner: &Browser, friend: &Browser, server: i64, help: i64, findings: &mut Findings) {
+    owner.goto(&format!("{base}/s/{server}/roles")).await;
+    owner.wait_for_path(&format!("/s/{server}/roles"), "opening roles").await;
+    owner.fill("Role name", "Mods").await;
+    owner.fill("Colour", "#3a7bd5").await;
+    click_button(owner, "Create role").await;
+    owner.the_one("//a[@aria-label='Edit role Mods']", "the Mods role").await;
+    owner.check_page("roles", findings).await;
+    owner.the_one("//a[@aria-label='Edit role Mods']", "Edit role Mods").await.click().await.expect("click Edit role Mods");
+    owner.the_one("//h1[normalize-space(.)='Edit role Mods']", "the role page").await;
+    owner.check_page("role", findings).await;
+
+    owner.goto(&format!("{base}/s/{server}/channels")).await;
+    owner.the_one("//a[@aria-label='Permissions of channel help-desk']", "Permissions of #help-desk").await.click().await.expect("click Permissions");
+    owner.the_one("//h1[normalize-space(.)='Permissions of #help-desk']", "the channel's permissions").await;
+    owner.the_one("//p[contains(.,'synced with its category')]", "the synced note").await;
+    owner.check_page("channel permissions, synced with its category", findings).await;
+    override_view(owner, "@everyone", "Deny").await;
+    override_view(owner, "Mods", "Allow").await;
+    owner.check_page("channel permissions with overrides", findings).await;
+    assert!(!lists_channel(friend, base, server, "help-desk").await, "the second friend no longer sees #help-desk");
+    friend.goto(&format!("{base}/c/{help}")).await;
+    friend.the_one("//h1[normalize-space(.)='Not found']", "not found").await;
+
+    // The owner gives the second friend Mods on their member page: the channel is back.
+    owner.goto(&format!("{base}/s/{server}")).await;
+    owner.the_one("//a[@aria-label='Roles of second']", "Roles of second").await.click().await.expect("click Roles of second");
+    owner.the_one("//legend[normalize-space(.)='Roles of second']", "second's roles").await;
+    owner.check_page("a member's roles", findings).await;
+    owner.the_one("//label[normalize-space(.)='Mods']/input", "the Mods checkbox").await.click().await.expect("tick Mods");
+    click_button(owner, "Save roles").await;
+    owner.eventually("expected Mods saved", || async move {
+        owner.client.refresh().await.map_err(|e| e.to_string())?;
+        let found = owner.client.find_all(Locator::XPath("//label[normalize-space(.)='Mods']/input[@checked]")).await.map_err(|e| e.to_string())?;
+        if found.len() == 1 { Ok(()) } else { Err("not yet".into()) }
+    })
+    .await;
+    owner.goto(&format!("{base}/s/{server}")).await;
+    owner.check_page("server home with a coloured role", findings).await;
+    assert!(lists_channel(friend, base, server, "help-desk").await, "with Mods, #help-desk is back");
 }

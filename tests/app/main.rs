@@ -17,5 +17,6 @@ mod realtime;
 mod scale;
 mod search;
 mod security;
+mod server_roles;
 mod servers;
 mod sessions;

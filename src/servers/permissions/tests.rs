@@ -352,6 +352,30 @@ fn only_held_permissions_can_be_granted() {
 }
 
 #[test]
+fn everyone_is_edited_by_any_role_manager_other_roles_only_from_above() {
+    let owner = Standing { is_owner: true, timed_out: false, roles: &[] };
+    let nobody = member(&[]);
+    assert!(can_edit_role(&nobody, P::MANAGE_ROLES, 0, true), "MANAGE_ROLES through @everyone alone");
+    assert!(!can_edit_role(&nobody, DEFAULT_EVERYONE, 0, true), "without MANAGE_ROLES: no");
+    assert!(can_edit_role(&owner, P::empty(), 0, true));
+    assert!(!can_edit_role(&nobody, P::MANAGE_ROLES, 1, false), "no role above it");
+    let mods = [role(MODS, 5, P::empty())];
+    assert!(can_edit_role(&member(&mods), P::MANAGE_ROLES, 4, false));
+    assert!(!can_edit_role(&member(&mods), P::MANAGE_ROLES, 5, false));
+}
+
+#[test]
+fn only_the_bits_that_change_must_be_held() {
+    let moderator = P::MANAGE_ROLES | P::KICK_MEMBERS;
+    let role = P::BAN_MEMBERS | P::KICK_MEMBERS;
+    assert!(can_change(moderator, role, role), "no change");
+    assert!(can_change(moderator, role, P::BAN_MEMBERS), "removing a held bit, keeping one they lack");
+    assert!(!can_change(moderator, role, P::KICK_MEMBERS), "removing a bit they lack");
+    assert!(!can_change(moderator, P::empty(), P::ADMINISTRATOR), "adding a bit they lack");
+    assert!(can_change(P::ADMINISTRATOR, P::empty(), P::all()));
+}
+
+#[test]
 fn bit_positions_never_change() {
     // Stored in the database: renumbering a permission would silently regrant it.
     let pinned = [
