@@ -5,11 +5,15 @@
 //! `visibility` keeps channel membership equal to VIEW_CHANNEL.
 
 pub mod audit;
+mod audit_page;
 pub mod channel_store;
 mod channels;
 pub mod context;
 pub mod invite_store;
 mod invites;
+pub mod mentions;
+mod moderation;
+pub mod moderation_store;
 pub mod model;
 pub mod nav;
 mod pages;
@@ -46,5 +50,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/s/{id}/categories/{category}/down", write(post(channels::category_down)))
         .route("/s/{id}/invites", get(invites::show).merge(create(post(invites::create))))
         .route("/s/{id}/invites/{code}/revoke", write(post(invites::revoke)))
+        .route("/s/{id}/members/{user}", get(moderation::show))
+        .route("/s/{id}/members/{user}/kick", write(post(moderation::kick)))
+        .route("/s/{id}/members/{user}/ban", write(post(moderation::ban)))
+        .route("/s/{id}/members/{user}/timeout", write(post(moderation::timeout)))
+        .route("/s/{id}/members/{user}/timeout/remove", write(post(moderation::remove_timeout)))
+        .route("/s/{id}/bans", get(moderation::bans))
+        .route("/s/{id}/bans/{user}/remove", write(post(moderation::unban)))
+        .route("/s/{id}/audit", get(audit_page::show))
         .route("/i/{code}", get(invites::landing).merge(write(post(invites::accept))))
 }

@@ -79,6 +79,8 @@ pub struct ServerHome {
     description: String,
     member_count: usize,
     groups: Vec<MemberGroup>,
+    /// Links each member to their page's kick, ban and timeout forms.
+    can_moderate: bool,
 }
 
 /// Members grouped like Discord's member list: under their highest hoisted role, then
@@ -131,6 +133,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         description: access.shape.server.description.clone(),
         member_count,
         groups,
+        can_moderate: [Permissions::KICK_MEMBERS, Permissions::BAN_MEMBERS, Permissions::MODERATE_MEMBERS].into_iter().any(|p| access.can(p)),
     })
 }
 
@@ -159,6 +162,7 @@ pub struct SettingsPage {
     is_owner: bool,
     can_audit: bool,
     can_roles: bool,
+    can_ban: bool,
     error: Option<String>,
     delete_error: Option<String>,
     transfer_error: Option<String>,
@@ -179,6 +183,7 @@ async fn settings_page(state: &AppState, user: &CurrentUser, access: &ServerAcce
         is_owner: access.is_owner(),
         can_audit: access.can(Permissions::VIEW_AUDIT_LOG),
         can_roles: access.can(Permissions::MANAGE_ROLES),
+        can_ban: access.can(Permissions::BAN_MEMBERS),
         error: None,
         delete_error: None,
         transfer_error: None,
