@@ -81,6 +81,12 @@ pub async fn set_timeout(store: &Store, server_id: i64, user_id: i64, until: Opt
     })
 }
 
+pub async fn is_banned(store: &Store, server_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM bans WHERE server_id = $1 AND user_id = $2";
+    let n: i64 = with_db!(store, pool => sqlx::query_scalar(sql).bind(server_id).bind(user_id).fetch_one(pool).await?);
+    Ok(n > 0)
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct BanRow {
     pub user_id: i64,

@@ -6,6 +6,7 @@ mod accounts;
 mod contention;
 mod conversations;
 mod limits;
+mod moderation;
 mod browser;
 mod browser_a11y;
 mod browser_chat;
