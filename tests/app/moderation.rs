@@ -10,7 +10,8 @@ use reale::servers::permissions::Permissions;
 use crate::conversations::send;
 use crate::on_both_backends;
 use crate::servers::{channel_id, create_server, invite};
-use crate::support::{Client, TestApp};
+use crate::support::cluster::Pair;
+use crate::support::{Client, TestApp, redis_url};
 
 on_both_backends!(
     a_kicked_member_leaves_live_and_can_come_back_by_invite,
@@ -292,4 +293,25 @@ async fn everyone_here_and_role_mentions_reach_whom_they_name(app: TestApp) {
     assert_eq!(mentions_of(&mut dave, &server).await, 1, "Secret is not mentionable by carol");
     send(&mut alice, server.general, "@secret, ping").await;
     assert_eq!(mentions_of(&mut dave, &server).await, 2, "the owner can mention any role");
+}
+
+/// Two instances on one Postgres and Redis: Alice bans Bob on A while his tab streams
+/// from B; B drops the server's channels within a second and delivers nothing after.
+#[tokio::test]
+async fn a_ban_on_one_instance_ends_delivery_on_the_other() {
+    let Some(Pair { a: _a, b: _b, mut alice, mut bob, dm: _ }) = Pair::start(&redis_url()).await else { return };
+    let id = create_server(&mut alice, "Harbour").await;
+    let general = channel_id(&alice.get(&format!("/s/{id}")).await.body, "general");
+    let code = invite(&mut alice, id, "0", "0").await;
+    bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{id}"));
+    let mut stream = bob.events("/events", None).await;
+    send(&mut alice, general, "from instance A").await;
+    stream.expect("from instance A", LIVE).await;
+    alice.post(&format!("/s/{id}/members/bob/ban"), &[("reason", "raid"), ("delete", "none")]).await.assert_redirect(&format!("/s/{id}/bans"));
+    let removed = stream.expect("no longer a member", LIVE).await;
+    assert!(removed.data.contains(&format!("conversation-{general}")));
+    send(&mut alice, general, "after the ban").await;
+    while let Some(event) = stream.next(LIVE + Duration::from_millis(500)).await {
+        assert!(!event.data.contains("after the ban"), "leaked on B: {}", event.data);
+    }
 }
