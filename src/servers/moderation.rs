@@ -179,27 +179,43 @@ fn entry(access: &ServerAccess, actor: i64, action: Action, member: &MemberProfi
     Entry::new(access.id(), actor, action).target("member", member.user_id, &member.username).reason(reason)
 }
 
-pub async fn kick(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
-    let loaded = load(&state, &user, id, &username).await?;
-    ensure_may(&loaded.0, Permissions::KICK_MEMBERS, &loaded.2)?;
-    let reason = match parse_reason(&input.reason) {
-        Ok(reason) => reason,
-        Err(why) => return invalid(&state, &user, loaded, "kick", input, why).await,
+/// The start every moderation form shares: the member, the permission and hierarchy
+/// checks (403), then `parse` on the input; bad input comes back as `Err(page)` (422).
+async fn prepare<T>(
+    state: &AppState,
+    user: &CurrentUser,
+    (id, username): (i64, String),
+    permission: Permissions,
+    which: &'static str,
+    input: ModerationInput,
+    parse: impl FnOnce(&ModerationInput) -> Result<T, String>,
+) -> AppResult<Result<(ServerAccess, MemberProfile, T), Response>> {
+    let loaded = load(state, user, id, &username).await?;
+    ensure_may(&loaded.0, permission, &loaded.2)?;
+    match parse(&input) {
+        Ok(value) => Ok(Ok((loaded.0, loaded.1, value))),
+        Err(why) => Ok(Err(invalid(state, user, loaded, which, input, why).await?)),
+    }
+}
+
+pub async fn kick(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+    let id = path.0;
+    let (access, member, reason) = match prepare(&state, &user, path, Permissions::KICK_MEMBERS, "kick", input, |i| parse_reason(&i.reason)).await? {
+        Ok(values) => values,
+        Err(page) => return Ok(page),
     };
-    let (access, member, _) = loaded;
     let audit = entry(&access, user.id, Action::MemberKick, &member, &reason);
     store::remove_member(&state.store, id, member.user_id, Some(&audit)).await?;
     Ok(Redirect::to(&format!("/s/{id}")).into_response())
 }
 
-pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
-    let loaded = load(&state, &user, id, &username).await?;
-    ensure_may(&loaded.0, Permissions::BAN_MEMBERS, &loaded.2)?;
-    let (reason, window) = match parse_reason(&input.reason).and_then(|r| Ok((r, parse_window(&input.delete)?))) {
+pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+    let id = path.0;
+    let parse = |i: &ModerationInput| Ok((parse_reason(&i.reason)?, parse_window(&i.delete)?));
+    let (access, member, (reason, window)) = match prepare(&state, &user, path, Permissions::BAN_MEMBERS, "ban", input, parse).await? {
         Ok(values) => values,
-        Err(why) => return invalid(&state, &user, loaded, "ban", input, why).await,
+        Err(page) => return Ok(page),
     };
-    let (access, member, _) = loaded;
     let label = DELETE_WINDOWS.iter().find(|(_, s, _)| *s == window).map_or("", |(_, _, l)| *l);
     let audit = entry(&access, user.id, Action::MemberBan, &member, &reason).change("member", format!("banned; messages: {}", label.to_lowercase()));
     let since = (window > 0).then(|| now_ms() - window * 1000);
@@ -207,14 +223,13 @@ pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path((id, use
     Ok(Redirect::to(&format!("/s/{id}/bans")).into_response())
 }
 
-pub async fn timeout(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
-    let loaded = load(&state, &user, id, &username).await?;
-    ensure_may(&loaded.0, Permissions::MODERATE_MEMBERS, &loaded.2)?;
-    let (reason, secs) = match parse_reason(&input.reason).and_then(|r| Ok((r, parse_timeout(&input.duration)?))) {
+pub async fn timeout(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+    let id = path.0;
+    let parse = |i: &ModerationInput| Ok((parse_reason(&i.reason)?, parse_timeout(&i.duration)?));
+    let (access, member, (reason, secs)) = match prepare(&state, &user, path, Permissions::MODERATE_MEMBERS, "timeout", input, parse).await? {
         Ok(values) => values,
-        Err(why) => return invalid(&state, &user, loaded, "timeout", input, why).await,
+        Err(page) => return Ok(page),
     };
-    let (access, member, _) = loaded;
     let until = now_ms() + secs * 1000;
     let before = member.timeout_until.filter(|&t| t > now_ms()).map_or_else(|| "not timed out".to_string(), |t| format!("until {}", format_time(t)));
     let audit = entry(&access, user.id, Action::MemberTimeout, &member, &reason).change(before, format!("until {}", format_time(until)));
