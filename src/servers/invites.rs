@@ -149,7 +149,7 @@ pub async fn landing(State(state): State<AppState>, MaybeUser(user): MaybeUser, 
     };
     // A banned visitor learns it here rather than from a refused button.
     let banned = match &user {
-        Some(user) => super::moderation_store::is_banned(&state.store, invite.server_id, user.id).await?,
+        Some(user) => super::moderation_store::banned(&state.store, invite.server_id, user.id).await?.is_some(),
         None => false,
     };
     let dead = if banned { Some("You are banned from this server.") } else { invite.dead_reason(now_ms()) };

@@ -50,7 +50,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/s/{id}/categories/{category}/down", write(post(channels::category_down)))
         .route("/s/{id}/invites", get(invites::show).merge(create(post(invites::create))))
         .route("/s/{id}/invites/{code}/revoke", write(post(invites::revoke)))
-        .route("/s/{id}/members/{user}", get(moderation::show))
+        .route("/s/{id}/members/{user}/moderate", get(moderation::show))
         .route("/s/{id}/members/{user}/kick", write(post(moderation::kick)))
         .route("/s/{id}/members/{user}/ban", write(post(moderation::ban)))
         .route("/s/{id}/members/{user}/timeout", write(post(moderation::timeout)))

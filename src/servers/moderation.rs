@@ -1,4 +1,5 @@
-//! Moderation: a member's page with the kick, ban and timeout forms, and the bans list
+//! Moderation: a member's moderation page (`/s/{id}/members/{user}/moderate`) with the
+//! kick, ban and timeout forms, and the bans list
 //! with unban. Who may act: the permission (KICK_MEMBERS, BAN_MEMBERS,
 //! MODERATE_MEMBERS) and the hierarchy — only on members whose highest role is strictly
 //! below one's own, never on the owner or oneself. Every action writes an audit row.
@@ -66,9 +67,9 @@ fn hierarchy_refusal(access: &ServerAccess, target: &MemberFacts) -> Option<&'st
 }
 
 /// The viewer's server and the member named in the path; either missing → 404.
-async fn load(state: &AppState, user: &CurrentUser, id: i64, username: &str) -> AppResult<(ServerAccess, MemberProfile, MemberFacts)> {
+async fn load(state: &AppState, user: &CurrentUser, id: i64, user_id: i64) -> AppResult<(ServerAccess, MemberProfile, MemberFacts)> {
     let access = context::require(&state.store, user.id, id).await?;
-    let member = moderation_store::member(&state.store, id, username).await?.ok_or(AppError::NotFound)?;
+    let member = moderation_store::member(&state.store, id, user_id).await?.ok_or(AppError::NotFound)?;
     let facts = crate::with_db!(&state.store, pool => crate::fetch_member_facts!(pool, id, member.user_id).await)?
         .pop()
         .ok_or(AppError::NotFound)?;
@@ -116,7 +117,7 @@ impl FormState {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "servers/member.html")]
+#[template(path = "servers/moderate.html")]
 pub struct MemberPage {
     page: Page,
     rail: Vec<RailItem>,
@@ -162,8 +163,8 @@ async fn member_page(state: &AppState, user: &CurrentUser, access: &ServerAccess
     })
 }
 
-pub async fn show(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>) -> AppResult<MemberPage> {
-    let (access, member, facts) = load(&state, &user, id, &username).await?;
+pub async fn show(State(state): State<AppState>, user: CurrentUser, Path((id, member)): Path<(i64, i64)>) -> AppResult<MemberPage> {
+    let (access, member, facts) = load(&state, &user, id, member).await?;
     member_page(&state, &user, &access, member, &facts, FormState::default()).await
 }
 
@@ -184,13 +185,13 @@ fn entry(access: &ServerAccess, actor: i64, action: Action, member: &MemberProfi
 async fn prepare<T>(
     state: &AppState,
     user: &CurrentUser,
-    (id, username): (i64, String),
+    (id, member): (i64, i64),
     permission: Permissions,
     which: &'static str,
     input: ModerationInput,
     parse: impl FnOnce(&ModerationInput) -> Result<T, String>,
 ) -> AppResult<Result<(ServerAccess, MemberProfile, T), Response>> {
-    let loaded = load(state, user, id, &username).await?;
+    let loaded = load(state, user, id, member).await?;
     ensure_may(&loaded.0, permission, &loaded.2)?;
     match parse(&input) {
         Ok(value) => Ok(Ok((loaded.0, loaded.1, value))),
@@ -198,7 +199,7 @@ async fn prepare<T>(
     }
 }
 
-pub async fn kick(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+pub async fn kick(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, i64)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
     let id = path.0;
     let (access, member, reason) = match prepare(&state, &user, path, Permissions::KICK_MEMBERS, "kick", input, |i| parse_reason(&i.reason)).await? {
         Ok(values) => values,
@@ -209,7 +210,7 @@ pub async fn kick(State(state): State<AppState>, user: CurrentUser, Path(path): 
     Ok(Redirect::to(&format!("/s/{id}")).into_response())
 }
 
-pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, i64)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
     let id = path.0;
     let parse = |i: &ModerationInput| Ok((parse_reason(&i.reason)?, parse_window(&i.delete)?));
     let (access, member, (reason, window)) = match prepare(&state, &user, path, Permissions::BAN_MEMBERS, "ban", input, parse).await? {
@@ -223,7 +224,7 @@ pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path(path): P
     Ok(Redirect::to(&format!("/s/{id}/bans")).into_response())
 }
 
-pub async fn timeout(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, String)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
+pub async fn timeout(State(state): State<AppState>, user: CurrentUser, Path(path): Path<(i64, i64)>, Form(input): Form<ModerationInput>) -> AppResult<Response> {
     let id = path.0;
     let parse = |i: &ModerationInput| Ok((parse_reason(&i.reason)?, parse_timeout(&i.duration)?));
     let (access, member, (reason, secs)) = match prepare(&state, &user, path, Permissions::MODERATE_MEMBERS, "timeout", input, parse).await? {
@@ -234,17 +235,17 @@ pub async fn timeout(State(state): State<AppState>, user: CurrentUser, Path(path
     let before = member.timeout_until.filter(|&t| t > now_ms()).map_or_else(|| "not timed out".to_string(), |t| format!("until {}", format_time(t)));
     let audit = entry(&access, user.id, Action::MemberTimeout, &member, &reason).change(before, format!("until {}", format_time(until)));
     moderation_store::set_timeout(&state.store, id, member.user_id, Some(until), &audit).await?;
-    Ok(Redirect::to(&format!("/s/{id}/members/{}", member.username)).into_response())
+    Ok(Redirect::to(&format!("/s/{id}/members/{}/moderate", member.user_id)).into_response())
 }
 
-pub async fn remove_timeout(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>) -> AppResult<Response> {
-    let (access, member, facts) = load(&state, &user, id, &username).await?;
+pub async fn remove_timeout(State(state): State<AppState>, user: CurrentUser, Path((id, member)): Path<(i64, i64)>) -> AppResult<Response> {
+    let (access, member, facts) = load(&state, &user, id, member).await?;
     ensure_may(&access, Permissions::MODERATE_MEMBERS, &facts)?;
     if let Some(until) = member.timeout_until.filter(|&t| t > now_ms()) {
         let audit = entry(&access, user.id, Action::MemberTimeout, &member, "").change(format!("until {}", format_time(until)), "not timed out");
         moderation_store::set_timeout(&state.store, id, member.user_id, None, &audit).await?;
     }
-    Ok(Redirect::to(&format!("/s/{id}/members/{}", member.username)).into_response())
+    Ok(Redirect::to(&format!("/s/{id}/members/{}/moderate", member.user_id)).into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -276,10 +277,10 @@ pub async fn bans(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     })
 }
 
-pub async fn unban(State(state): State<AppState>, user: CurrentUser, Path((id, username)): Path<(i64, String)>) -> AppResult<Response> {
+pub async fn unban(State(state): State<AppState>, user: CurrentUser, Path((id, target)): Path<(i64, i64)>) -> AppResult<Response> {
     let access = context::require(&state.store, user.id, id).await?;
     access.ensure(Permissions::BAN_MEMBERS)?;
-    let (target, name) = store::user_by_username(&state.store, &username).await?.ok_or(AppError::NotFound)?;
+    let name = moderation_store::banned(&state.store, id, target).await?.ok_or(AppError::NotFound)?;
     let audit = Entry::new(id, user.id, Action::MemberUnban).target("member", target, &name).change("banned", "not banned");
     if !moderation_store::unban(&state.store, id, target, &audit).await? {
         return Err(AppError::NotFound);

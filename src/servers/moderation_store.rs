@@ -81,10 +81,10 @@ pub async fn set_timeout(store: &Store, server_id: i64, user_id: i64, until: Opt
     })
 }
 
-pub async fn is_banned(store: &Store, server_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT COUNT(*) FROM bans WHERE server_id = $1 AND user_id = $2";
-    let n: i64 = with_db!(store, pool => sqlx::query_scalar(sql).bind(server_id).bind(user_id).fetch_one(pool).await?);
-    Ok(n > 0)
+/// The username of `user_id` when banned from the server.
+pub async fn banned(store: &Store, server_id: i64, user_id: i64) -> Result<Option<String>, sqlx::Error> {
+    let sql = "SELECT u.username FROM bans b JOIN users u ON u.id = b.user_id WHERE b.server_id = $1 AND b.user_id = $2";
+    with_db!(store, pool => sqlx::query_scalar(sql).bind(server_id).bind(user_id).fetch_optional(pool).await)
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -126,9 +126,9 @@ impl MemberProfile {
     }
 }
 
-/// One member of the server by username; None when there is no such member.
-pub async fn member(store: &Store, server_id: i64, username: &str) -> Result<Option<MemberProfile>, sqlx::Error> {
+/// One member of the server; None when `user_id` is not one.
+pub async fn member(store: &Store, server_id: i64, user_id: i64) -> Result<Option<MemberProfile>, sqlx::Error> {
     let sql = "SELECT sm.user_id, u.username, u.display_name, sm.joined_at, sm.timeout_until
-               FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1 AND u.username = $2";
-    with_db!(store, pool => sqlx::query_as(sql).bind(server_id).bind(username.to_lowercase()).fetch_optional(pool).await)
+               FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1 AND sm.user_id = $2";
+    with_db!(store, pool => sqlx::query_as(sql).bind(server_id).bind(user_id).fetch_optional(pool).await)
 }

@@ -60,8 +60,11 @@ async fn flow(base: &str, alice: &Browser, bob: &Browser, javascript: bool) {
     // From the member list to the member's page.
     alice.goto(&format!("{base}/s/{server}")).await;
     axe(alice, "server home with moderation links", javascript, &mut findings).await;
-    alice.the_one("//a[@aria-label='Moderate bob']", "the Moderate bob link").await.click().await.expect("click Moderate bob");
-    alice.wait_for_path(&format!("/s/{server}/members/bob"), "following Moderate bob").await;
+    let link = alice.the_one("//a[@aria-label='Moderate bob']", "the Moderate bob link").await;
+    let moderate = link.attr("href").await.expect("href").expect("a link");
+    assert!(moderate.starts_with(&format!("/s/{server}/members/")) && moderate.ends_with("/moderate"), "{moderate}");
+    link.click().await.expect("click Moderate bob");
+    alice.wait_for_path(&moderate, "following Moderate bob").await;
     axe(alice, "member page", javascript, &mut findings).await;
 
     alice.fill("Timeout reason (optional)", "cool down").await;

@@ -78,24 +78,25 @@ async fn mentions_of(client: &mut Client, server: &Server) -> i64 {
 async fn a_kicked_member_leaves_live_and_can_come_back_by_invite(app: TestApp) {
     let (mut alice, server) = server_with_owner(&app, "alice", "Harbour").await;
     let mut bob = member(&app, &server, "bob").await;
+    let (alice_id, bob_id) = (user_id(&app, "alice").await, user_id(&app, "bob").await);
     let home = alice.get(&format!("/s/{}", server.id)).await.body;
-    assert!(home.contains(&format!("href=\"/s/{}/members/bob\" aria-label=\"Moderate bob\"", server.id)), "the member list links to the forms");
+    assert!(home.contains(&format!("href=\"/s/{}/members/{bob_id}/moderate\" aria-label=\"Moderate bob\"", server.id)), "the member list links to the forms");
     assert!(!home.contains("aria-label=\"Moderate alice\""), "nobody moderates the owner");
     assert!(!bob.get(&format!("/s/{}", server.id)).await.body.contains(">Moderate</a>"), "members without the permissions get no link");
 
     let mut stream = bob.events("/events", None).await;
     send(&mut alice, server.general, "before the kick").await;
     stream.expect("before the kick", LIVE).await;
-    let page = alice.get(&format!("/s/{}/members/bob", server.id)).await;
+    let page = alice.get(&format!("/s/{}/members/{bob_id}/moderate", server.id)).await;
     assert!(page.body.contains(">Kick bob</button>") && page.body.contains("<label for=\"kick-reason\">"));
-    alice.post(&format!("/s/{}/members/bob/kick", server.id), &[("reason", "too loud")]).await.assert_redirect(&format!("/s/{}", server.id));
+    alice.post(&format!("/s/{}/members/{bob_id}/kick", server.id), &[("reason", "too loud")]).await.assert_redirect(&format!("/s/{}", server.id));
     let removed = stream.expect("no longer a member", LIVE).await;
     assert!(removed.data.contains(&format!("conversation-{}", server.general)));
     send(&mut alice, server.general, "after the kick").await;
     while let Some(event) = stream.next(LIVE + Duration::from_millis(500)).await {
         assert!(!event.data.contains("after the kick"), "leaked to a kicked member: {}", event.data);
     }
-    for path in [format!("/s/{}", server.id), format!("/c/{}", server.general), format!("/s/{}/members/alice", server.id)] {
+    for path in [format!("/s/{}", server.id), format!("/c/{}", server.general), format!("/s/{}/members/{alice_id}/moderate", server.id)] {
         assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
     assert!(!alice.get(&format!("/s/{}", server.id)).await.body.contains("@bob"), "gone from the member list");
@@ -108,6 +109,7 @@ async fn a_kicked_member_leaves_live_and_can_come_back_by_invite(app: TestApp) {
 async fn a_ban_sweeps_the_last_hour_and_keeps_him_out_until_unbanned(app: TestApp) {
     let (mut alice, server) = server_with_owner(&app, "alice", "Harbour").await;
     let mut bob = member(&app, &server, "bob").await;
+    let bob_id = user_id(&app, "bob").await;
     let old = send(&mut bob, server.general, "an old remark").await;
     reale::with_db!(app.state.store, pool => {
         sqlx::query("UPDATE messages SET created_at = created_at - 7200000 WHERE id = $1").bind(old).execute(pool).await.expect("age it");
@@ -116,15 +118,15 @@ async fn a_ban_sweeps_the_last_hour_and_keeps_him_out_until_unbanned(app: TestAp
     let mine = send(&mut alice, server.general, "please stop").await;
 
     // A bad choice keeps what was typed.
-    let bad = alice.post(&format!("/s/{}/members/bob/ban", server.id), &[("reason", "Spamming links"), ("delete", "forever")]).await;
+    let bad = alice.post(&format!("/s/{}/members/{bob_id}/ban", server.id), &[("reason", "Spamming links"), ("delete", "forever")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("Choose how much history to delete.") && bad.body.contains("value=\"Spamming links\""), "{}", bad.body);
     let long = "x".repeat(600);
-    assert_eq!(alice.post(&format!("/s/{}/members/bob/ban", server.id), &[("reason", &long), ("delete", "none")]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(alice.post(&format!("/s/{}/members/{bob_id}/ban", server.id), &[("reason", &long), ("delete", "none")]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let mut stream = bob.events("/events", None).await;
     alice
-        .post(&format!("/s/{}/members/bob/ban", server.id), &[("reason", "Spamming links"), ("delete", "hour")])
+        .post(&format!("/s/{}/members/{bob_id}/ban", server.id), &[("reason", "Spamming links"), ("delete", "hour")])
         .await
         .assert_redirect(&format!("/s/{}/bans", server.id));
     stream.expect("no longer a member", LIVE).await;
@@ -149,22 +151,23 @@ async fn a_ban_sweeps_the_last_hour_and_keeps_him_out_until_unbanned(app: TestAp
     assert_eq!(bob.post(&format!("/i/{other}"), &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(bob.get(&format!("/c/{}", server.general)).await.status, StatusCode::NOT_FOUND);
 
-    alice.post(&format!("/s/{}/bans/bob/remove", server.id), &[]).await.assert_redirect(&format!("/s/{}/bans", server.id));
+    alice.post(&format!("/s/{}/bans/{bob_id}/remove", server.id), &[]).await.assert_redirect(&format!("/s/{}/bans", server.id));
     assert!(alice.get(&format!("/s/{}/bans", server.id)).await.body.contains("Nobody is banned."));
-    assert_eq!(alice.post(&format!("/s/{}/bans/bob/remove", server.id), &[]).await.status, StatusCode::NOT_FOUND, "no ban left to lift");
+    assert_eq!(alice.post(&format!("/s/{}/bans/{bob_id}/remove", server.id), &[]).await.status, StatusCode::NOT_FOUND, "no ban left to lift");
     bob.post(&format!("/i/{}", server.code), &[]).await.assert_redirect(&format!("/s/{}", server.id));
 }
 
 async fn a_timed_out_member_reads_but_cannot_send_or_react_until_lifted(app: TestApp) {
     let (mut alice, server) = server_with_owner(&app, "alice", "Harbour").await;
     let mut bob = member(&app, &server, "bob").await;
+    let bob_id = user_id(&app, "bob").await;
     let hello = send(&mut alice, server.general, "hello everybody").await;
-    let path = format!("/s/{}/members/bob/timeout", server.id);
+    let path = format!("/s/{}/members/{bob_id}/timeout", server.id);
     let bad = alice.post(&path, &[("duration", "7"), ("reason", "cool down")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("Choose one of the timeout lengths.") && bad.body.contains("value=\"cool down\""));
-    alice.post(&path, &[("duration", "600"), ("reason", "cool down")]).await.assert_redirect(&format!("/s/{}/members/bob", server.id));
-    assert!(alice.get(&format!("/s/{}/members/bob", server.id)).await.body.contains("Timed out until "));
+    alice.post(&path, &[("duration", "600"), ("reason", "cool down")]).await.assert_redirect(&format!("/s/{}/members/{bob_id}/moderate", server.id));
+    assert!(alice.get(&format!("/s/{}/members/{bob_id}/moderate", server.id)).await.body.contains("Timed out until "));
     assert!(alice.get(&format!("/s/{}", server.id)).await.body.contains("<span class=\"badge\">Timed out</span>"));
 
     let page = bob.get(&format!("/c/{}", server.general)).await;
@@ -176,7 +179,7 @@ async fn a_timed_out_member_reads_but_cannot_send_or_react_until_lifted(app: Tes
     let react = bob.post(&format!("/c/{}/m/{hello}/react", server.general), &[("emoji", "👍")]).await;
     assert_eq!(react.status, StatusCode::FORBIDDEN);
 
-    alice.post(&format!("{path}/remove"), &[]).await.assert_redirect(&format!("/s/{}/members/bob", server.id));
+    alice.post(&format!("{path}/remove"), &[]).await.assert_redirect(&format!("/s/{}/members/{bob_id}/moderate", server.id));
     assert!(!alice.get(&format!("/s/{}", server.id)).await.body.contains("<span class=\"badge\">Timed out</span>"));
     send(&mut bob, server.general, "sorry, all calm now").await;
 }
@@ -192,40 +195,46 @@ async fn moderators_act_only_below_their_highest_role(app: TestApp) {
     give_role(&app, server.id, "carol", "Admins", moderation, 3, false).await;
     give_role(&app, server.id, "dave", "Helpers", Permissions::empty(), 1, false).await;
 
-    let kick = |who: &str| format!("/s/{}/members/{who}/kick", server.id);
+    let mut ids = std::collections::HashMap::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        ids.insert(name, user_id(&app, name).await);
+    }
+    let (carol_id, dave_id) = (ids["carol"], ids["dave"]);
+    let kick = |who: &str| format!("/s/{}/members/{}/kick", server.id, ids[who]);
     for (who, why) in [("carol", "below yours"), ("alice", "server&#39;s owner"), ("bob", "yourself")] {
         let refused = bob.post(&kick(who), &[("reason", "")]).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "bob kicks {who}");
         assert!(refused.body.contains(why) || refused.body.contains(&why.replace("&#39;", "'")), "{who}: {}", refused.body);
-        assert_eq!(bob.post(&format!("/s/{}/members/{who}/ban", server.id), &[("delete", "none")]).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(bob.post(&format!("/s/{}/members/{}/ban", server.id, ids[who]), &[("delete", "none")]).await.status, StatusCode::FORBIDDEN);
     }
-    let carol_page = bob.get(&format!("/s/{}/members/carol", server.id)).await.body;
+    let carol_page = bob.get(&format!("/s/{}/members/{carol_id}/moderate", server.id)).await.body;
     assert!(!carol_page.contains(">Kick carol</button>") && carol_page.contains("below yours"), "no forms above him");
     // Without a permission, the hierarchy does not matter: erin cannot kick anyone.
     assert_eq!(erin.post(&kick("dave"), &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(erin.get(&format!("/s/{}/bans", server.id)).await.status, StatusCode::FORBIDDEN);
-    assert!(!erin.get(&format!("/s/{}/members/dave", server.id)).await.body.contains(">Kick dave</button>"));
+    assert!(!erin.get(&format!("/s/{}/members/{dave_id}/moderate", server.id)).await.body.contains(">Kick dave</button>"));
     // Strictly below: a role under Mods, and a member with no role at all.
-    assert!(bob.get(&format!("/s/{}/members/dave", server.id)).await.body.contains(">Kick dave</button>"));
+    assert!(bob.get(&format!("/s/{}/members/{dave_id}/moderate", server.id)).await.body.contains(">Kick dave</button>"));
     bob.post(&kick("dave"), &[("reason", "testing")]).await.assert_redirect(&format!("/s/{}", server.id));
     bob.post(&kick("erin"), &[]).await.assert_redirect(&format!("/s/{}", server.id));
     // The owner is above everyone.
     alice.post(&kick("carol"), &[]).await.assert_redirect(&format!("/s/{}", server.id));
-    assert_eq!(alice.get(&format!("/s/{}/members/dave", server.id)).await.status, StatusCode::NOT_FOUND, "no longer a member");
+    assert_eq!(alice.get(&format!("/s/{}/members/{dave_id}/moderate", server.id)).await.status, StatusCode::NOT_FOUND, "no longer a member");
 }
 
 async fn the_audit_log_lists_moderation_newest_first_and_filters(app: TestApp) {
     let (mut alice, server) = server_with_owner(&app, "alice", "Harbour").await;
     let mut bob = member(&app, &server, "bob").await;
     let _carol = member(&app, &server, "carol").await;
+    let (bob_id, carol_id) = (user_id(&app, "bob").await, user_id(&app, "carol").await);
     let rude = send(&mut bob, server.general, "something rude").await;
     let own = send(&mut alice, server.general, "my own typo").await;
     alice.post(&format!("/c/{}/m/{rude}/delete", server.general), &[]).await;
     alice.post(&format!("/c/{}/m/{own}/delete", server.general), &[]).await;
-    alice.post(&format!("/s/{}/members/bob/timeout", server.id), &[("duration", "60"), ("reason", "first warning")]).await;
-    alice.post(&format!("/s/{}/members/bob/kick", server.id), &[("reason", "second warning")]).await;
-    alice.post(&format!("/s/{}/members/carol/ban", server.id), &[("reason", "raid account"), ("delete", "none")]).await;
-    alice.post(&format!("/s/{}/bans/carol/remove", server.id), &[]).await;
+    alice.post(&format!("/s/{}/members/{bob_id}/timeout", server.id), &[("duration", "60"), ("reason", "first warning")]).await;
+    alice.post(&format!("/s/{}/members/{bob_id}/kick", server.id), &[("reason", "second warning")]).await;
+    alice.post(&format!("/s/{}/members/{carol_id}/ban", server.id), &[("reason", "raid account"), ("delete", "none")]).await;
+    alice.post(&format!("/s/{}/bans/{carol_id}/remove", server.id), &[]).await;
 
     let log = alice.get(&format!("/s/{}/audit", server.id)).await;
     assert_eq!(log.status, StatusCode::OK);
@@ -304,10 +313,11 @@ async fn a_ban_on_one_instance_ends_delivery_on_the_other() {
     let general = channel_id(&alice.get(&format!("/s/{id}")).await.body, "general");
     let code = invite(&mut alice, id, "0", "0").await;
     bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{id}"));
+    let bob_id = reale::conversations::store::user_by_username(&_a.state.store, "bob").await.expect("query").expect("bob").id;
     let mut stream = bob.events("/events", None).await;
     send(&mut alice, general, "from instance A").await;
     stream.expect("from instance A", LIVE).await;
-    alice.post(&format!("/s/{id}/members/bob/ban"), &[("reason", "raid"), ("delete", "none")]).await.assert_redirect(&format!("/s/{id}/bans"));
+    alice.post(&format!("/s/{id}/members/{bob_id}/ban"), &[("reason", "raid"), ("delete", "none")]).await.assert_redirect(&format!("/s/{id}/bans"));
     let removed = stream.expect("no longer a member", LIVE).await;
     assert!(removed.data.contains(&format!("conversation-{general}")));
     send(&mut alice, general, "after the ban").await;
