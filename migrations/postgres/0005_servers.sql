@@ -7,7 +7,10 @@ CREATE TABLE servers (
     name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     owner_id BIGINT NOT NULL REFERENCES users (id),
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    -- Bumped by every change to roles, channels, categories or overrides, so instances
+    -- can keep the server's shape in memory and notice when it moved.
+    version BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE server_members (

@@ -10,17 +10,19 @@ use crate::servers::{self, permissions::Permissions};
 use super::model::{Access, ChannelRights, Conversation, Role};
 
 pub async fn require(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
-    let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id
+    let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id, s.version
                FROM conversations c JOIN members m ON m.conversation_id = c.id AND m.user_id = $2
+               LEFT JOIN servers s ON s.id = c.server_id
                WHERE c.id = $1";
-    let row: Option<(i64, String, String, i64, String, i64, Option<i64>)> =
-        with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(user_id).fetch_optional(pool).await)?;
-    let (id, kind, name, last_message_id, role, last_read_id, server_id) = row.ok_or(AppError::NotFound)?;
+    type Row = (i64, String, String, i64, String, i64, Option<i64>, Option<i64>);
+    let row: Option<Row> = with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(user_id).fetch_optional(pool).await)?;
+    let (id, kind, name, last_message_id, role, last_read_id, server_id, version) = row.ok_or(AppError::NotFound)?;
     // A channel's member row says VIEW_CHANNEL held when it was last planned; the rest
     // of what one may do there is asked of the permission engine now.
-    let channel = match server_id {
-        Some(server_id) => Some(channel_rights(store, user_id, server_id, id).await?),
-        None => None,
+    let channel = match (server_id, version) {
+        (Some(server_id), Some(version)) => Some(channel_rights(store, user_id, server_id, version, id).await?),
+        (Some(_), None) => return Err(AppError::NotFound),
+        _ => None,
     };
     Ok(Access {
         conversation: Conversation { id, kind, name, last_message_id },
@@ -31,19 +33,21 @@ pub async fn require(store: &Store, user_id: i64, conversation_id: i64) -> AppRe
     })
 }
 
-async fn channel_rights(store: &Store, user_id: i64, server_id: i64, channel_id: i64) -> AppResult<ChannelRights> {
-    let server = servers::context::require(store, user_id, server_id).await?;
+async fn channel_rights(store: &Store, user_id: i64, server_id: i64, version: i64, channel_id: i64) -> AppResult<ChannelRights> {
+    let server = servers::context::require_at(store, user_id, server_id, version).await?;
     let channel = server.shape.channel(channel_id).ok_or(AppError::NotFound)?;
     let permissions = server.channel_permissions(channel);
     if !permissions.contains(Permissions::VIEW_CHANNEL) {
         return Err(AppError::NotFound);
     }
+    let (topic, slowmode_seconds) = (channel.topic.clone(), channel.slowmode_seconds);
     Ok(ChannelRights {
         server_id,
         permissions,
-        topic: channel.topic.clone(),
-        slowmode_seconds: channel.slowmode_seconds,
+        topic,
+        slowmode_seconds,
         timed_out_until: server.me.timeout_until.filter(|&until| until > crate::store::now_ms()),
+        server: std::sync::Arc::new(server),
     })
 }
 

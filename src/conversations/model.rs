@@ -66,6 +66,8 @@ pub struct ChannelRights {
     pub slowmode_seconds: i64,
     /// A timeout in force until then (epoch ms): reading only.
     pub timed_out_until: Option<i64>,
+    /// The server as this member sees it (for the page's channel list).
+    pub server: std::sync::Arc<crate::servers::context::ServerAccess>,
 }
 
 impl ChannelRights {

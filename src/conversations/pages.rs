@@ -105,7 +105,9 @@ pub async fn render_page(
     // commits while the page renders can fall between the two.
     let since = crate::store::log::newest(&state.store).await?;
     let page = message_store::page(&state.store, id, window).await?;
-    let members = store::members(&state.store, id).await?;
+    // Channels show no receipts and no member count: their member list can be a whole
+    // community, and nothing on a channel page needs it.
+    let members = if access.is_channel() { Vec::new() } else { store::members(&state.store, id).await? };
     let messages = views::build(&state.store, page.messages, access.moderated()).await?;
 
     let mut unread_divider = 0;
@@ -123,7 +125,7 @@ pub async fn render_page(
     // read, and a page view must not take the event-counter lock). app.js posts to
     // `/c/{id}/read` once the page is visible; without JavaScript the page offers a
     // "Mark as read" button, and sending marks read too.
-    let sidebar = views::sidebar_for(&state, user.id, Some(id)).await?;
+    let sidebar = if access.is_channel() { views::Sidebar::default() } else { views::sidebar_for(state, user.id, Some(id)).await? };
     let title = conversation_title(access, &members);
     let latest = messages.last().filter(|m| m.id == access.conversation.last_message_id).map(|m| (m.id, m.author_id, m.system));
     let seen = views::seen(id, access.is_dm(), latest, &members);
@@ -139,8 +141,7 @@ pub async fn render_page(
     page_shell.live_since = Some(since);
     let (server, topic, send_locked, slowmode) = match &access.channel {
         Some(rights) => {
-            let server = crate::servers::context::require(&state.store, user.id, rights.server_id).await?;
-            let shell = crate::servers::nav::shell(state, &server, Some(id)).await?;
+            let shell = crate::servers::nav::shell(state, &rights.server, Some(id)).await?;
             let locked = match rights.timed_out_until {
                 Some(until) => Some(format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until))),
                 None if !access.can_send() => Some("You do not have permission to send messages in this channel.".to_string()),

@@ -248,6 +248,7 @@ pub fn seen_by(conversation_id: i64, dm: bool, author_id: i64, readers: &[super:
 
 /// The sidebar as `user_id` sees it, with their DM partners' presence.
 /// The shell's left side outside servers: the server rail over the DM and group list.
+#[derive(Default)]
 pub struct Sidebar {
     pub items: Vec<SidebarItem>,
     pub rail: Vec<crate::servers::nav::RailItem>,

@@ -100,7 +100,8 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
     for event in events {
         let c = event.conversation_id;
         if event.kind == Kind::Read && !seen.contains_key(&c) {
-            let Some(conversation) = info.get(&c) else { continue };
+            // Channels show no receipts: a read there changes only the reader's badge.
+            let Some(conversation) = info.get(&c).filter(|c| matches!(c.kind.as_str(), "dm" | "group")) else { continue };
             let dm = conversation.kind == "dm";
             let latest = message_store::get(store, c, conversation.last_message_id).await?;
             let view = match latest.filter(|m| m.kind != "system") {

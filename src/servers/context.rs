@@ -4,6 +4,7 @@
 //! the facts to the pure `permissions` engine.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::error::{AppError, AppResult};
 use crate::store::{Store, now_ms};
@@ -18,6 +19,7 @@ pub struct ServerRow {
     pub description: String,
     pub owner_id: i64,
     pub created_at: i64,
+    pub version: i64,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -103,9 +105,12 @@ pub struct ServerShape {
     pub categories: Vec<CategoryRow>,
     pub channels: Vec<ChannelRow>,
     pub overrides: Vec<OverrideRow>,
+    /// Which overrides sit on which channel or category (indexes into `overrides`), so
+    /// resolving one member's permissions in one channel touches only those.
+    by_target: HashMap<(bool, i64), Vec<usize>>,
 }
 
-pub const SERVER_SQL: &str = "SELECT id, name, description, owner_id, created_at FROM servers WHERE id = $1";
+pub const SERVER_SQL: &str = "SELECT id, name, description, owner_id, created_at, version FROM servers WHERE id = $1";
 pub const ROLES_SQL: &str = "SELECT id, name, color, permissions, position, hoist, mentionable, is_everyone
      FROM roles WHERE server_id = $1 ORDER BY position DESC, id";
 pub const CATEGORIES_SQL: &str = "SELECT id, name, position FROM categories WHERE server_id = $1 ORDER BY position, id";
@@ -131,7 +136,7 @@ macro_rules! fetch_server_shape {
             let categories: Vec<CategoryRow> = sqlx::query_as(CATEGORIES_SQL).bind($server_id).fetch_all($exec).await?;
             let channels: Vec<ChannelRow> = sqlx::query_as(CHANNELS_SQL).bind($server_id).fetch_all($exec).await?;
             let overrides: Vec<OverrideRow> = sqlx::query_as(OVERRIDES_SQL).bind($server_id).fetch_all($exec).await?;
-            Ok(Some(ServerShape { server, roles, categories, channels, overrides }))
+            Ok(Some(ServerShape::new(server, roles, categories, channels, overrides)))
         }
     };
 }
@@ -165,6 +170,14 @@ pub fn group_member_rows(rows: Vec<(i64, Option<i64>, Option<i64>)>) -> Vec<Memb
 }
 
 impl ServerShape {
+    pub fn new(server: ServerRow, roles: Vec<RoleRow>, categories: Vec<CategoryRow>, channels: Vec<ChannelRow>, overrides: Vec<OverrideRow>) -> ServerShape {
+        let mut by_target: HashMap<(bool, i64), Vec<usize>> = HashMap::new();
+        for (index, row) in overrides.iter().enumerate() {
+            by_target.entry((row.target_kind == "category", row.target_id)).or_default().push(index);
+        }
+        ServerShape { server, roles, categories, channels, overrides, by_target }
+    }
+
     pub fn everyone(&self) -> Option<&RoleRow> {
         self.roles.iter().find(|r| r.is_everyone)
     }
@@ -206,13 +219,14 @@ impl ServerShape {
     /// The overrides that apply in `channel` to `member`: a synced channel in a
     /// category takes the category's; otherwise its own.
     pub fn overrides_for(&self, channel: &ChannelRow, member: &MemberFacts) -> OverrideSet {
-        let (kind, target) = match channel.category_id {
-            Some(category) if channel.synced => ("category", category),
-            _ => ("channel", channel.id),
+        let target = match channel.category_id {
+            Some(category) if channel.synced => (true, category),
+            _ => (false, channel.id),
         };
         let mut set = OverrideSet::default();
         let everyone_id = self.everyone().map(|r| r.id);
-        for row in self.overrides.iter().filter(|o| o.target_kind == kind && o.target_id == target) {
+        let rows = self.by_target.get(&target).map(Vec::as_slice).unwrap_or(&[]);
+        for row in rows.iter().map(|&i| &self.overrides[i]) {
             match row.subject_kind.as_str() {
                 "role" if Some(row.subject_id) == everyone_id => set.everyone = Some(row.as_override()),
                 "role" if member.role_ids.contains(&row.subject_id) => set.roles.push((row.subject_id, row.as_override())),
@@ -241,8 +255,9 @@ impl ServerShape {
 
 /// A signed-in member's view of a server: the only way handlers get at one, so every
 /// server route is checked. Not a member → 404, as if the server did not exist.
+#[derive(Debug)]
 pub struct ServerAccess {
-    pub shape: ServerShape,
+    pub shape: Arc<ServerShape>,
     pub me: MemberFacts,
     pub permissions: Permissions,
 }
@@ -279,8 +294,44 @@ pub async fn load_shape(store: &Store, server_id: i64) -> AppResult<Option<Serve
     Ok(with_db!(store, pool => crate::fetch_server_shape!(pool, server_id).await)?)
 }
 
+/// Shapes read recently, per store and server, with the version they were read at.
+/// Pages and every channel request ask only for the version (a primary-key read) and
+/// reuse the shape while it has not moved; any instance's change moves it.
+static SHAPES: LazyLock<Mutex<HashMap<(u64, i64), Arc<ServerShape>>>> = LazyLock::new(Default::default);
+const MAX_CACHED_SHAPES: usize = 4096;
+
+/// The server's shape at `version`, from memory when it is the one cached.
+pub async fn shape_at(store: &Store, server_id: i64, version: i64) -> AppResult<Option<Arc<ServerShape>>> {
+    let key = (store.id, server_id);
+    if let Some(shape) = SHAPES.lock().unwrap_or_else(|p| p.into_inner()).get(&key).filter(|s| s.server.version == version) {
+        return Ok(Some(shape.clone()));
+    }
+    let Some(shape) = load_shape(store, server_id).await?.map(Arc::new) else { return Ok(None) };
+    let mut cache = SHAPES.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= MAX_CACHED_SHAPES {
+        cache.clear();
+    }
+    // A newer one may have been stored meanwhile; keep the newest.
+    let newer = cache.get(&key).is_some_and(|s| s.server.version > shape.server.version);
+    if !newer {
+        cache.insert(key, shape.clone());
+    }
+    Ok(Some(shape))
+}
+
+async fn version_of(store: &Store, server_id: i64) -> AppResult<Option<i64>> {
+    let sql = "SELECT version FROM servers WHERE id = $1";
+    Ok(with_db!(store, pool => sqlx::query_scalar(sql).bind(server_id).fetch_optional(pool).await)?)
+}
+
 pub async fn require(store: &Store, user_id: i64, server_id: i64) -> AppResult<ServerAccess> {
-    let shape = load_shape(store, server_id).await?.ok_or(AppError::NotFound)?;
+    let version = version_of(store, server_id).await?.ok_or(AppError::NotFound)?;
+    require_at(store, user_id, server_id, version).await
+}
+
+/// `require` when the server's version is already known (read with the channel).
+pub async fn require_at(store: &Store, user_id: i64, server_id: i64, version: i64) -> AppResult<ServerAccess> {
+    let shape = shape_at(store, server_id, version).await?.ok_or(AppError::NotFound)?;
     let me = with_db!(store, pool => crate::fetch_member_facts!(pool, server_id, user_id).await)?
         .pop()
         .ok_or(AppError::NotFound)?;

@@ -224,11 +224,16 @@ fn base(member: &Standing, everyone: Permissions) -> Permissions {
     member.roles.iter().fold(everyone, |perms, role| perms | role.permissions)
 }
 
+/// The owner and administrators: every permission, whatever overrides or a timeout say.
+fn above_every_rule(member: &Standing, base: Permissions) -> bool {
+    member.is_owner || base.contains(Permissions::ADMINISTRATOR)
+}
+
 /// The member's permissions across the server, with no channel involved: what decides
 /// managing the server, roles, invites, kicks, bans, timeouts and the audit log.
 pub fn server_permissions(member: &Standing, everyone: Permissions) -> Permissions {
     let base = base(member, everyone);
-    if member.is_owner || base.contains(Permissions::ADMINISTRATOR) {
+    if above_every_rule(member, base) {
         return Permissions::all();
     }
     if member.timed_out { base & TIMEOUT_KEEPS } else { base }
@@ -242,7 +247,7 @@ pub fn server_permissions(member: &Standing, everyone: Permissions) -> Permissio
 /// decorates a message does not count; a timeout leaves only reading.
 pub fn channel_permissions(member: &Standing, everyone: Permissions, overrides: &OverrideSet) -> Permissions {
     let base = base(member, everyone);
-    if member.is_owner || base.contains(Permissions::ADMINISTRATOR) {
+    if above_every_rule(member, base) {
         return Permissions::all();
     }
     let mut perms = base;
@@ -250,7 +255,10 @@ pub fn channel_permissions(member: &Standing, everyone: Permissions, overrides: 
         perms = o.apply(perms);
     }
     let held = overrides.roles.iter().filter(|(id, _)| member.roles.iter().any(|r| r.id == *id));
-    let roles = held.fold(Override::default(), |acc, (_, o)| Override { allow: acc.allow | o.allow, deny: acc.deny | o.deny });
+    let roles = held.fold(Override::default(), |acc, (_, o)| Override {
+        allow: acc.allow | o.allow,
+        deny: acc.deny | o.deny,
+    });
     perms = roles.apply(perms);
     if let Some(o) = overrides.member {
         perms = o.apply(perms);
@@ -290,9 +298,9 @@ pub fn can_act_on_member(actor: &Standing, target: &Standing) -> bool {
     actor.is_owner || highest_position(actor.roles) > highest_position(target.roles)
 }
 
-/// Whether someone holding `actor_perms` may set `wanted` (in a role, or in an override's
-/// allow or deny, both of which the caller passes): only what they hold themselves, unless they are an administrator (the owner's
-/// permissions include ADMINISTRATOR).
+/// Whether someone holding `actor_perms` may set `wanted` in a role, or in an override
+/// (the caller passes its allow and deny together): only what they hold themselves,
+/// unless they are an administrator (the owner's permissions include ADMINISTRATOR).
 pub fn can_grant(actor_perms: Permissions, wanted: Permissions) -> bool {
     actor_perms.contains(Permissions::ADMINISTRATOR) || actor_perms.contains(wanted)
 }

@@ -81,8 +81,11 @@ macro_rules! sync_channel_access {
             let server_id: i64 = $server_id;
             let only: i64 = $only;
             // Postgres: the server row's lock orders concurrent re-plans of one server
-            // (SQLite's single writer already does).
-            sqlx::query("UPDATE servers SET owner_id = owner_id WHERE id = $1").bind(server_id).execute(&mut *$tx).await?;
+            // (SQLite's single writer already does). A whole-server re-plan follows a
+            // change to the server's shape, so it also moves the version that cached
+            // shapes are checked against; one member's re-plan changes no shape.
+            sqlx::query("UPDATE servers SET version = version + CASE WHEN $2 = 0 THEN 1 ELSE 0 END WHERE id = $1")
+                .bind(server_id).bind(only).execute(&mut *$tx).await?;
             let shape = $crate::fetch_server_shape!(&mut *$tx, server_id).await?;
             let members = $crate::fetch_member_facts!(&mut *$tx, server_id, only).await?;
             let current: Vec<(i64, i64)> =

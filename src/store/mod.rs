@@ -22,6 +22,9 @@ pub enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub db: Db,
+    /// Tells this store from others in the same process (tests run many): the key of
+    /// in-memory caches of what is in it.
+    pub id: u64,
     /// Bumped after every commit that appended events, so the realtime dispatcher
     /// (and, in scale mode, the Redis publisher) wake without polling.
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
@@ -96,7 +99,9 @@ impl Store {
                 .await?;
             Db::Sqlite(pool)
         };
-        Ok(Store { db, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Store { db, id, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
     }
 
     /// Tells the realtime side that events were committed.

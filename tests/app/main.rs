@@ -13,6 +13,7 @@ mod browser_chat;
 mod browser_live;
 mod browser_moderation;
 mod browser_scale;
+mod browser_servers;
 mod operations;
 mod realtime;
 mod scale;

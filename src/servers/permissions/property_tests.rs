@@ -98,7 +98,9 @@ fn an_override() -> impl Strategy<Value = Override> {
 /// Role ids come from a small range so that overrides often name a held role.
 fn held_roles() -> impl Strategy<Value = Vec<HeldRole>> {
     prop::collection::vec((1i64..6, 1i64..8, perms()), 0..4)
-        .prop_map(|roles| roles.into_iter().map(|(id, position, permissions)| HeldRole { id, position, permissions }).collect())
+        .prop_map(|roles| {
+            roles.into_iter().map(|(id, position, permissions)| HeldRole { id, position, permissions }).collect()
+        })
 }
 
 fn override_set() -> impl Strategy<Value = OverrideSet> {

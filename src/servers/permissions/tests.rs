@@ -193,7 +193,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             rule: "an override cannot make anyone an administrator",
-            overrides: OverrideSet { member: Some(allow(P::ADMINISTRATOR | P::KICK_MEMBERS)), ..OverrideSet::default() },
+            overrides: OverrideSet {
+                member: Some(allow(P::ADMINISTRATOR | P::KICK_MEMBERS)),
+                ..OverrideSet::default()
+            },
             expect: DEFAULT_EVERYONE | P::KICK_MEMBERS,
             ..Case::default()
         },
