@@ -52,8 +52,8 @@ pub async fn render_body(store: &Store, body: &str) -> AppResult<(String, Vec<i6
 async fn group_mentions(state: &AppState, access: &Access, body: &str, mentions: &mut Vec<i64>) -> AppResult<()> {
     match &access.channel {
         Some(channel) => {
-            let (server, id) = (channel.server_id, access.conversation.id);
-            crate::servers::mentions::add_group_mentions(state, server, id, access.user_id, channel.permissions, body, mentions).await
+            let (shape, id) = (&channel.server.shape, access.conversation.id);
+            crate::servers::mentions::add_group_mentions(state, shape, id, access.user_id, channel.permissions, body, mentions).await
         }
         None => Ok(()),
     }

@@ -9,7 +9,7 @@ use crate::error::AppResult;
 use crate::state::AppState;
 use crate::with_db;
 
-use super::context;
+use super::context::ServerShape;
 use super::permissions::Permissions;
 
 /// True when `body` holds `@name` (case-insensitive) standing alone: not inside a word
@@ -28,7 +28,7 @@ pub fn has_token(body: &str, name: &str) -> bool {
 /// leaving out the author. `permissions` are the author's in that channel.
 pub async fn add_group_mentions(
     state: &AppState,
-    server_id: i64,
+    shape: &ServerShape,
     channel_id: i64,
     author_id: i64,
     permissions: Permissions,
@@ -41,7 +41,6 @@ pub async fn add_group_mentions(
     let everyone_allowed = permissions.contains(Permissions::MENTION_EVERYONE);
     let everyone = everyone_allowed && has_token(body, "everyone");
     let here = everyone_allowed && !everyone && has_token(body, "here");
-    let Some(shape) = context::load_shape(&state.store, server_id).await? else { return Ok(()) };
     let roles: Vec<i64> = shape
         .roles
         .iter()
@@ -64,7 +63,7 @@ pub async fn add_group_mentions(
     };
     if !roles.is_empty() {
         let holders: std::collections::HashSet<i64> =
-            super::store::member_roles(&state.store, server_id).await?.into_iter().filter(|(_, role)| roles.contains(role)).map(|(user, _)| user).collect();
+            super::store::member_roles(&state.store, shape.server.id).await?.into_iter().filter(|(_, role)| roles.contains(role)).map(|(user, _)| user).collect();
         reached.extend(viewers.iter().copied().filter(|u| holders.contains(u)));
     }
     let mut seen: std::collections::HashSet<i64> = mentions.iter().copied().collect();

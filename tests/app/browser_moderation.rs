@@ -31,8 +31,10 @@ async fn axe(b: &Browser, page: &str, javascript: bool, findings: &mut Findings)
     }
 }
 
-async fn body_text(b: &Browser) -> String {
-    b.text_of("body").await
+/// The page's text, or why it could not be read (the page may be navigating).
+async fn body_text(b: &Browser) -> Result<String, String> {
+    let body = b.client.find(fantoccini::Locator::Css("body")).await.map_err(|e| e.to_string())?;
+    body.text().await.map_err(|e| e.to_string())
 }
 
 async fn flow(base: &str, alice: &Browser, bob: &Browser, javascript: bool) {
@@ -70,7 +72,7 @@ async fn flow(base: &str, alice: &Browser, bob: &Browser, javascript: bool) {
     alice.fill("Timeout reason (optional)", "cool down").await;
     alice.button("Time out bob").await.click().await.expect("click Time out bob");
     alice.eventually("the timeout shows", || async {
-        let text = body_text(alice).await;
+        let text = body_text(alice).await?;
         if text.contains("Timed out until") { Ok(()) } else { Err(text) }
     })
     .await;
@@ -79,7 +81,7 @@ async fn flow(base: &str, alice: &Browser, bob: &Browser, javascript: bool) {
     bob.the_one("//*[contains(@class,'compose-locked') and contains(., 'You are timed out until')]", "the locked composer").await;
     alice.button("Remove timeout").await.click().await.expect("click Remove timeout");
     alice.eventually("the timeout is lifted", || async {
-        let text = body_text(alice).await;
+        let text = body_text(alice).await?;
         if text.contains("Timed out until") || !text.contains("Time out bob") { Err(text) } else { Ok(()) }
     })
     .await;
@@ -99,7 +101,8 @@ async fn flow(base: &str, alice: &Browser, bob: &Browser, javascript: bool) {
     bob.the_one("//*[@role='alert' and contains(., 'You are banned from this server.')]", "the refusal").await;
 
     alice.goto(&format!("{base}/s/{server}/audit")).await;
-    let log = body_text(alice).await;
+    alice.the_one("//h1[@id='audit-title']", "the audit log").await;
+    let log = alice.text_of("body").await;
     for text in ["Banned a member", "raid account", "Timed out a member", "cool down"] {
         assert!(log.contains(text), "{text} in the audit log: {log}");
     }

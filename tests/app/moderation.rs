@@ -49,8 +49,8 @@ async fn member(app: &TestApp, server: &Server, username: &str) -> Client {
 }
 
 /// Gives `username` a new role straight in the database (the roles pages are another
-/// branch's); the permissions it grants are asked for per request, so nothing else
-/// needs re-planning.
+/// branch's) and moves the server's version as every role change does; the permissions
+/// it grants (none about seeing channels) are asked for per request, so no re-plan.
 async fn give_role(app: &TestApp, server: i64, username: &str, role: &str, permissions: Permissions, position: i64, mentionable: bool) {
     reale::with_db!(app.state.store, pool => {
         let role_id: i64 = sqlx::query_scalar(
@@ -60,6 +60,8 @@ async fn give_role(app: &TestApp, server: i64, username: &str, role: &str, permi
         .fetch_one(pool).await.expect("role");
         sqlx::query("INSERT INTO member_roles (server_id, user_id, role_id) SELECT $1, id, $2 FROM users WHERE username = $3")
             .bind(server).bind(role_id).bind(username).execute(pool).await.expect("member role");
+        // Instances keep a server's roles in memory until its version moves.
+        sqlx::query("UPDATE servers SET version = version + 1 WHERE id = $1").bind(server).execute(pool).await.expect("bump the version");
     });
 }
 
