@@ -173,7 +173,9 @@ pub async fn edit(store: &Store, message_id: i64, body: &str, html: &str, mentio
 }
 
 /// Leaves a tombstone: the row stays so replies still point somewhere, the text goes.
-pub async fn delete(store: &Store, conversation_id: i64, message_id: i64) -> Result<(), sqlx::Error> {
+/// A moderator deleting someone else's channel message passes the audit row, written
+/// in the same transaction.
+pub async fn delete(store: &Store, conversation_id: i64, message_id: i64, audit: Option<&crate::servers::audit::Entry>) -> Result<(), sqlx::Error> {
     with_db!(store, pool => {
         let mut tx = pool.begin_write().await?;
         sqlx::query("UPDATE messages SET body = '', html = '', deleted_at = $1, pinned_at = NULL WHERE id = $2")
@@ -184,6 +186,9 @@ pub async fn delete(store: &Store, conversation_id: i64, message_id: i64) -> Res
         sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
         (*tx).append_events(&[NewEvent::new(Kind::MessageChanged, conversation_id).subject(message_id)]).await?;
+        if let Some(entry) = audit {
+            crate::write_audit!(tx, entry).await?;
+        }
         tx.commit().await
     })?;
     store.signal_commit();

@@ -18,6 +18,7 @@ use crate::web::Form;
 use crate::web::ratelimit::Rule;
 use crate::web::layout::Page;
 use crate::web::shell::wants_fragment;
+use crate::servers::audit::{Action, Entry};
 
 use super::access::{ensure, require};
 use super::markdown;
@@ -45,6 +46,17 @@ pub async fn render_body(store: &Store, body: &str) -> AppResult<(String, Vec<i6
     let rendered = markdown::render(body, &|name| known.iter().any(|(_, n)| n == name));
     let ids = known.iter().filter(|(_, n)| rendered.mentions.contains(n)).map(|(id, _)| *id).collect();
     Ok((rendered.html, ids))
+}
+
+/// In a server channel, adds whom `@everyone`, `@here` and role mentions reach.
+async fn group_mentions(state: &AppState, access: &Access, body: &str, mentions: &mut Vec<i64>) -> AppResult<()> {
+    match &access.channel {
+        Some(channel) => {
+            let (shape, id) = (&channel.server.shape, access.conversation.id);
+            crate::servers::mentions::add_group_mentions(state, shape, id, access.user_id, channel.permissions, body, mentions).await
+        }
+        None => Ok(()),
+    }
 }
 
 /// Every `@name` that could be a username; the renderer decides which really are mentions.
@@ -119,7 +131,8 @@ pub async fn send(
             return Ok(response);
         }
     };
-    let (html, mentions) = render_body(&state.store, &body).await?;
+    let (html, mut mentions) = render_body(&state.store, &body).await?;
+    group_mentions(&state, &access, &body, &mut mentions).await?;
     let new = NewMessage {
         conversation_id: id,
         author_id: user.id,
@@ -270,7 +283,8 @@ pub async fn edit(
         }
     };
     if body != row.body {
-        let (html, mentions) = render_body(&state.store, &body).await?;
+        let (html, mut mentions) = render_body(&state.store, &body).await?;
+        group_mentions(&state, &access, &body, &mut mentions).await?;
         message_store::edit(&state.store, message_id, &body, &html, &mentions, id).await?;
     }
     answer(&state, &access, &headers, message_id, "").await
@@ -286,7 +300,16 @@ pub async fn delete(
     let row = target(&state, &access, message_id).await?;
     ensure(access.can_delete(row.author_id))?;
     if row.deleted_at.is_none() {
-        message_store::delete(&state.store, id, message_id).await?;
+        // A moderator removing someone else's channel message is a logged action.
+        let audit = match &access.channel {
+            Some(channel) if row.author_id != user.id => {
+                let excerpt: String = row.body.chars().take(100).collect();
+                let author = super::views::name_of(&row);
+                Some(Entry::new(channel.server_id, user.id, Action::MessageDelete).target("message", message_id, &format!("by {author} in #{}", access.conversation.name)).change(excerpt, "deleted"))
+            }
+            _ => None,
+        };
+        message_store::delete(&state.store, id, message_id, audit.as_ref()).await?;
     }
     answer(&state, &access, &headers, message_id, "").await
 }

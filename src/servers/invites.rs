@@ -147,8 +147,13 @@ pub async fn landing(State(state): State<AppState>, MaybeUser(user): MaybeUser, 
         Some(user) => Page::new(title, Some(user)),
         None => Page::anonymous(title),
     };
-    let dead = invite.dead_reason(now_ms());
-    let status = if dead.is_some() { StatusCode::GONE } else { StatusCode::OK };
+    // A banned visitor learns it here rather than from a refused button.
+    let banned = match &user {
+        Some(user) => super::moderation_store::banned(&state.store, invite.server_id, user.id).await?.is_some(),
+        None => false,
+    };
+    let dead = if banned { Some("You are banned from this server.") } else { invite.dead_reason(now_ms()) };
+    let status = if banned { StatusCode::FORBIDDEN } else if dead.is_some() { StatusCode::GONE } else { StatusCode::OK };
     Ok((status, InvitePage { page, code: invite.code, server_name: invite.server_name, members: invite.members, signed_in: user.is_some(), dead }).into_response())
 }
 

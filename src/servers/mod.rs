@@ -5,12 +5,16 @@
 //! `visibility` keeps channel membership equal to VIEW_CHANNEL.
 
 pub mod audit;
+mod audit_page;
 pub mod channel_store;
 mod channels;
 pub mod context;
 pub mod invite_store;
 mod invites;
 mod members;
+pub mod mentions;
+mod moderation;
+pub mod moderation_store;
 pub mod model;
 pub mod nav;
 pub mod override_store;
@@ -61,5 +65,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/s/{id}/permissions/{kind}/{target}", get(overrides::show).merge(write(post(overrides::add))))
         .route("/s/{id}/permissions/{kind}/{target}/{subject_kind}/{subject}", write(post(overrides::save)))
         .route("/s/{id}/permissions/{kind}/{target}/{subject_kind}/{subject}/delete", write(post(overrides::remove)))
+        .route("/s/{id}/members/{user}/moderate", get(moderation::show))
+        .route("/s/{id}/members/{user}/kick", write(post(moderation::kick)))
+        .route("/s/{id}/members/{user}/ban", write(post(moderation::ban)))
+        .route("/s/{id}/members/{user}/timeout", write(post(moderation::timeout)))
+        .route("/s/{id}/members/{user}/timeout/remove", write(post(moderation::remove_timeout)))
+        .route("/s/{id}/bans", get(moderation::bans))
+        .route("/s/{id}/bans/{user}/remove", write(post(moderation::unban)))
+        .route("/s/{id}/audit", get(audit_page::show))
         .route("/i/{code}", get(invites::landing).merge(write(post(invites::accept))))
 }

@@ -84,6 +84,8 @@ pub struct ServerHome {
     groups: Vec<MemberGroup>,
     role_colors: Vec<RoleColor>,
     can_roles: bool,
+    /// Links each member to their page's kick, ban and timeout forms.
+    can_moderate: bool,
 }
 
 fn colored(role: &&context::RoleRow) -> Option<i64> {
@@ -145,6 +147,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         groups,
         role_colors: access.shape.roles.iter().filter_map(|r| RoleColor::of(r.id, &r.color)).collect(),
         can_roles: access.can(Permissions::MANAGE_ROLES),
+        can_moderate: [Permissions::KICK_MEMBERS, Permissions::BAN_MEMBERS, Permissions::MODERATE_MEMBERS].into_iter().any(|p| access.can(p)),
     })
 }
 
@@ -173,6 +176,7 @@ pub struct SettingsPage {
     is_owner: bool,
     can_audit: bool,
     can_roles: bool,
+    can_ban: bool,
     error: Option<String>,
     delete_error: Option<String>,
     transfer_error: Option<String>,
@@ -193,6 +197,7 @@ async fn settings_page(state: &AppState, user: &CurrentUser, access: &ServerAcce
         is_owner: access.is_owner(),
         can_audit: access.can(Permissions::VIEW_AUDIT_LOG),
         can_roles: access.can(Permissions::MANAGE_ROLES),
+        can_ban: access.can(Permissions::BAN_MEMBERS),
         error: None,
         delete_error: None,
         transfer_error: None,
