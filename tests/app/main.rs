@@ -20,5 +20,6 @@ mod scale;
 mod search;
 mod security;
 mod server_roles;
+mod server_matrix;
 mod servers;
 mod sessions;

@@ -49,12 +49,12 @@ async fn server_with(alice: &mut Client, people: &mut [&mut Client]) -> Server {
     Server { id, general }
 }
 
-async fn user_id(app: &TestApp, username: &str) -> i64 {
+pub(crate) async fn user_id(app: &TestApp, username: &str) -> i64 {
     reale::conversations::store::user_by_username(&app.state.store, username).await.expect("query").expect("user").id
 }
 
 /// The id of the role called `name`, read off the roles page.
-async fn role_id(client: &mut Client, server: i64, name: &str) -> i64 {
+pub(crate) async fn role_id(client: &mut Client, server: i64, name: &str) -> i64 {
     let page = client.get(&format!("/s/{server}/roles")).await.body;
     let at = page.find(&format!(">{name} <small")).unwrap_or_else(|| panic!("role {name} on the page:\n{page}"));
     let before = &page[..at];
@@ -62,7 +62,7 @@ async fn role_id(client: &mut Client, server: i64, name: &str) -> i64 {
     before[id + 9..].split('"').next().expect("id").parse().expect("numeric id")
 }
 
-async fn create_role(client: &mut Client, server: i64, name: &str, permissions: &[&str]) -> i64 {
+pub(crate) async fn create_role(client: &mut Client, server: i64, name: &str, permissions: &[&str]) -> i64 {
     let mut form = vec![("name", name), ("color", "")];
     form.extend(permissions.iter().map(|p| ("permission", *p)));
     client.post(&format!("/s/{server}/roles"), &form).await.assert_redirect(&format!("/s/{server}/roles"));
@@ -70,7 +70,7 @@ async fn create_role(client: &mut Client, server: i64, name: &str, permissions: 
 }
 
 /// Sets `user`'s roles to exactly `roles` (among those the client may assign).
-async fn set_roles(client: &mut Client, server: i64, user: i64, roles: &[i64]) -> crate::support::Resp {
+pub(crate) async fn set_roles(client: &mut Client, server: i64, user: i64, roles: &[i64]) -> crate::support::Resp {
     let ids: Vec<String> = roles.iter().map(i64::to_string).collect();
     let form: Vec<(&str, &str)> = ids.iter().map(|id| ("role", id.as_str())).collect();
     client.post(&format!("/s/{server}/members/{user}/roles"), &form).await
@@ -78,7 +78,7 @@ async fn set_roles(client: &mut Client, server: i64, user: i64, roles: &[i64]) -
 
 /// Adds an override on `target` ("channel/3", "category/2") for a role or a username,
 /// then sets each (permission, "allow" | "deny").
-async fn set_override(client: &mut Client, server: i64, target: &str, subject: (&str, &str), choices: &[(&str, &str)]) {
+pub(crate) async fn set_override(client: &mut Client, server: i64, target: &str, subject: (&str, &str), choices: &[(&str, &str)]) {
     let page = format!("/s/{server}/permissions/{target}");
     let (kind, value) = subject;
     let added = client.post(&page, &[(if kind == "role" { "role" } else { "username" }, value)]).await;
@@ -89,7 +89,7 @@ async fn set_override(client: &mut Client, server: i64, target: &str, subject: (
     client.post(&format!("{page}/{subject_kind}/{subject_id}"), choices).await.assert_redirect(&location);
 }
 
-async fn everyone_id(client: &mut Client, server: i64) -> i64 {
+pub(crate) async fn everyone_id(client: &mut Client, server: i64) -> i64 {
     role_id(client, server, "@everyone").await
 }
 
