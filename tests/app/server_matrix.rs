@@ -13,7 +13,7 @@ use crate::server_roles::{create_role, everyone_id, set_override, set_roles, use
 use crate::servers::{channel_id, create_server, invite};
 use crate::support::{Client, TestApp};
 
-on_both_backends!(every_route_answers_each_standing);
+on_both_backends!(every_route_answers_each_standing, losing_a_channel_or_the_server_replays_nothing_of_it);
 
 const PEOPLE: [&str; 10] = ["owner", "admin", "moderator", "member", "muted", "timedout", "kicked", "banned", "outsider", "anonymous"];
 
@@ -188,4 +188,58 @@ async fn heard(stream: &mut crate::support::EventStream, needle: &str) -> bool {
         }
     }
     false
+}
+
+/// The cursor a page hands its stream (`/events?since=N`).
+fn cursor(page: &str) -> i64 {
+    page.split("/events?since=").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).expect("a live cursor")
+}
+
+/// Everything a stream replays from `since` until it has been quiet for a second.
+async fn replay(client: &mut Client, since: i64) -> String {
+    let mut stream = client.events(&format!("/events?since={since}"), None).await;
+    let mut all = String::new();
+    while let Some(event) = stream.next(Duration::from_secs(1)).await {
+        all.push_str(&event.data);
+        all.push('\n');
+    }
+    all
+}
+
+async fn losing_a_channel_or_the_server_replays_nothing_of_it(app: TestApp) {
+    let (mut owner, mut bob) = (app.client(), app.client().fresh());
+    owner.register("owner").await;
+    bob.register("bob").await;
+    let server = create_server(&mut owner, "Replay").await;
+    owner.post(&format!("/s/{server}/channels"), &[("kind", "text"), ("name", "news"), ("category", "none")]).await;
+    let news = channel_id(&owner.get(&format!("/s/{server}")).await.body, "news");
+    let general = channel_id(&owner.get(&format!("/s/{server}")).await.body, "general");
+    let code = invite(&mut owner, server, "0", "0").await;
+    bob.post(&format!("/i/{code}"), &[]).await;
+    send(&mut owner, news, "before hiding").await;
+    let since = cursor(&bob.get(&format!("/c/{news}")).await.body);
+
+    // #news is hidden from @everyone; the owner renames it and writes on.
+    let everyone = everyone_id(&mut owner, server).await;
+    set_override(&mut owner, server, &format!("channel/{news}"), ("role", &everyone.to_string()), &[("view_channel", "deny")]).await;
+    owner
+        .post(&format!("/s/{server}/channels/{news}"), &[("name", "leaks"), ("topic", "secret topic"), ("slowmode", "0"), ("category", "none")])
+        .await;
+    send(&mut owner, news, "after hiding").await;
+    send(&mut owner, general, "general after").await;
+    let replayed = replay(&mut bob, since).await;
+    assert!(replayed.contains(&format!("conversation-{news}")), "bob is told the channel is gone: {replayed}");
+    for leak in ["after hiding", "leaks", "secret topic"] {
+        assert!(!replayed.contains(leak), "{leak:?} replayed to bob: {replayed}");
+    }
+    assert!(replayed.contains("general after"), "what bob still sees replays");
+
+    // A ban: nothing of the server after it, from any channel.
+    let since = cursor(&bob.get(&format!("/c/{general}")).await.body);
+    let bob_id = user_id(&app, "bob").await;
+    owner.post(&format!("/s/{server}/members/{bob_id}/ban"), &[("reason", "spam"), ("delete", "none")]).await.assert_redirect(&format!("/s/{server}/bans"));
+    send(&mut owner, general, "after the ban").await;
+    let replayed = replay(&mut bob, since).await;
+    assert!(replayed.contains(&format!("conversation-{general}")), "bob is told #general is gone: {replayed}");
+    assert!(!replayed.contains("after the ban"), "a message after the ban replayed: {replayed}");
 }
