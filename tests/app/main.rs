@@ -12,6 +12,7 @@ mod browser_chat;
 mod browser_live;
 mod browser_scale;
 mod operations;
+mod reactions;
 mod realtime;
 mod scale;
 mod search;
