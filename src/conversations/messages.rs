@@ -28,6 +28,7 @@ use super::model::{Access, parse_body};
 use super::pages::{Compose, ComposeFragment, new_client_id, render_message, render_page, reply_view};
 use super::reactions::parse_emoji;
 use super::store;
+use super::views;
 
 #[derive(Deserialize)]
 pub struct SendInput {
@@ -335,9 +336,77 @@ pub async fn react(
     if !access.can_react() || access.channel.as_ref().is_some_and(|c| c.timed_out_until.is_some()) {
         return Err(AppError::Forbidden("You cannot react in this channel."));
     }
-    let emoji = parse_emoji(&input.emoji).map_err(|why| AppError::Unprocessable(why.into()))?;
+    let emoji = match parse_emoji(&input.emoji) {
+        Ok(emoji) => emoji,
+        Err(why) => {
+            let picker = Picker { conversation_id: id, message_id, inline: wants_fragment(&headers), typed: input.emoji, error: Some(why.into()) };
+            return picker_response(&user, &row, picker, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
     message_store::toggle_reaction(&state.store, id, message_id, user.id, &emoji).await?;
     answer(&state, &access, &headers, message_id, "").await
+}
+
+/// The reaction picker for one message, as `_react_picker.html` reads it: `inline`
+/// when htmx places it inside the message (its forms then post with htmx).
+struct Picker {
+    conversation_id: i64,
+    message_id: i64,
+    inline: bool,
+    typed: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_react_picker.html")]
+struct PickerFragment {
+    picker: Picker,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversations/react.html")]
+struct PickerPage {
+    page: Page,
+    author_name: String,
+    excerpt: String,
+    picker: Picker,
+}
+
+/// The picker in place of "Add reaction" for htmx (a refused emoji goes back into the
+/// picker, not over the message), or as its own page.
+fn picker_response(user: &CurrentUser, row: &MessageRow, picker: Picker, status: StatusCode) -> AppResult<Response> {
+    if picker.inline {
+        let mut response = (status, Html(PickerFragment { picker }.render()?)).into_response();
+        if status != StatusCode::OK {
+            let target = HeaderValue::try_from(format!("#react-{}", row.id)).expect("a selector of digits is a header value");
+            response.headers_mut().insert("hx-retarget", target);
+            response.headers_mut().insert("hx-reswap", HeaderValue::from_static("outerHTML"));
+        }
+        return Ok(response);
+    }
+    let page = PickerPage {
+        page: Page::new("Add reaction", Some(user)),
+        author_name: views::name_of(row),
+        excerpt: markdown::excerpt(&row.body, 120),
+        picker,
+    };
+    Ok((status, page).into_response())
+}
+
+/// "Add reaction": the emoji to choose from, for a message that can still take one.
+pub async fn react_picker(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    let access = require(&state.store, user.id, id).await?;
+    let row = target(&state, &access, message_id).await?;
+    if row.deleted_at.is_some() {
+        return Err(AppError::Unprocessable("That message was deleted.".into()));
+    }
+    let picker = Picker { conversation_id: id, message_id, inline: wants_fragment(&headers), typed: String::new(), error: None };
+    picker_response(&user, &row, picker, StatusCode::OK)
 }
 
 /// Writes a system line ("Alice pinned a message") into the conversation.

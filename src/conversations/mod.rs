@@ -45,7 +45,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/c/{id}/m/{message}/view", get(pages::message_fragment))
         .route("/c/{id}/m/{message}/edit", get(messages::edit_form).merge(write(post(messages::edit))))
         .route("/c/{id}/m/{message}/delete", write(post(messages::delete)))
-        .route("/c/{id}/m/{message}/react", write(post(messages::react)))
+        .route("/c/{id}/m/{message}/react", get(messages::react_picker).merge(write(post(messages::react))))
         .route("/c/{id}/m/{message}/pin", write(post(messages::pin)))
         .route("/c/{id}/m/{message}/unpin", write(post(messages::unpin)))
         .route("/c/{id}/members", get(groups::members).merge(create(post(groups::add))))

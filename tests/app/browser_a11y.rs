@@ -82,7 +82,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     bob.the_one("//*[@id='replying']", "the Replying to… note").await;
     check(bob, "DM while replying", &mut findings).await;
     send(bob, dm, "Hi @alice, thanks").await;
-    in_message(bob, hello, "//summary[@aria-label='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
+    in_message(bob, hello, "//a[normalize-space(.)='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
     in_message(bob, hello, "//button[@aria-label='React with 👍']", "React with 👍").await.click().await.expect("click 👍");
     in_message(bob, hello, "//button[starts-with(@aria-label,'👍 1: bob')]", "the 👍 reaction").await;
     in_message(bob, hello, "//button[normalize-space(.)='Pin message']", "Pin message").await.click().await.expect("click Pin");
@@ -107,7 +107,8 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     // pointer, then the reaction picker open.
     hover(alice, &format!("message-{hello}")).await;
     check(alice, "DM with the pointer on a message", &mut findings).await;
-    in_message(alice, hello, "//summary[@aria-label='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
+    in_message(alice, hello, "//a[normalize-space(.)='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
+    in_message(alice, hello, &format!("//*[@id='react-{hello}']"), "the reaction picker").await;
     check(alice, "DM with the reaction picker open", &mut findings).await;
 
     alice.goto(&format!("{base}/c/{dm}/m/{hello}")).await;
@@ -117,6 +118,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     check(alice, "permalinked message", &mut findings).await;
     for (page, path) in [
         ("pinned messages", format!("/c/{dm}/pins")),
+        ("reaction picker page", format!("/c/{dm}/m/{hello}/react")),
         ("search results", "/search?q=hello".to_string()),
         ("search without results", "/search?q=zebra".to_string()),
         ("people without results", "/people?q=zebra".to_string()),

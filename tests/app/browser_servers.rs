@@ -145,8 +145,10 @@ async fn run_flow(base: &str, owner: &Browser, friend: &Browser) {
     owner.the_one("//*[@id='replying']", "the Replying to… note").await;
     let reply = send(owner, general, "Welcome!").await;
     in_message(owner, reply, "//a[contains(@class,'reply-quote')]", "the reply quote").await;
-    in_message(owner, hello, "//summary[@aria-label='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
-    in_message(owner, hello, "//button[@aria-label='React with 👍']", "React with 👍").await.click().await.expect("react");
+    // The picker opens inside the message with JavaScript, as its own page without.
+    in_message(owner, hello, "//a[normalize-space(.)='Add reaction']", "Add reaction").await.click().await.expect("open Add reaction");
+    owner.the_one("//button[@aria-label='React with 👍']", "React with 👍").await.click().await.expect("react");
+    owner.wait_for_path(&format!("/c/{general}"), "reacting").await;
     in_message(owner, hello, "//button[starts-with(@aria-label,'👍 1: owner')]", "the 👍 1 reaction").await;
 
     // The friend sees the reply and the reaction (live with JavaScript, on reload without).

@@ -15,6 +15,7 @@ mod browser_moderation;
 mod browser_scale;
 mod browser_servers;
 mod operations;
+mod reactions;
 mod realtime;
 mod scale;
 mod search;
