@@ -199,8 +199,8 @@ async fn override_view(b: &Browser, role: &str, choice: &str) {
     click_button(b, &format!("Save override for {role}")).await;
     let checked = format!("//fieldset[legend[normalize-space(.)={}]]//label[normalize-space(.)={}]/input[@checked]", xpath_literal(&format!("View channel for {role}")), xpath_literal(choice));
     let checked = &checked;
-    b.eventually("expected the saved choice after reloading", || async move {
-        b.client.refresh().await.map_err(|e| e.to_string())?;
+    // No refresh while waiting: reloading could abort the save's own navigation.
+    b.eventually("expected the saved choice after saving", || async move {
         let found = b.client.find_all(Locator::XPath(checked)).await.map_err(|e| e.to_string())?;
         if found.len() == 1 { Ok(()) } else { Err(format!("{} checked", found.len())) }
     })

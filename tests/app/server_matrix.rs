@@ -173,6 +173,33 @@ async fn every_route_answers_each_standing(app: TestApp) {
             wrong.push(format!("{name}'s stream carried #mods"));
         }
     }
+    // The audit log holds the scenario's every action, in order, with actor and target.
+    let rows = reale::servers::audit::list(&app.state.store, server, None, None, None).await.expect("audit");
+    let log: Vec<(String, String, String)> =
+        rows.into_iter().rev().map(|r| (r.action, r.actor_name.unwrap_or_default(), r.target_name)).collect();
+    let expected = [
+        ("server_create", "owner", "Matrix"),
+        ("invite_create", "owner", ""),
+        ("role_create", "owner", "Admins"),
+        ("role_create", "owner", "Moderators"),
+        ("member_roles", "owner", "admin"),
+        ("member_roles", "owner", "moderator"),
+        ("channel_create", "owner", "mods"),
+        ("override_update", "owner", ""),
+        ("override_update", "owner", ""),
+        ("override_update", "owner", ""),
+        ("member_timeout", "owner", "timedout"),
+        ("member_kick", "owner", "kicked"),
+        ("member_ban", "owner", "banned"),
+        ("message_delete", "moderator", "admin"),
+    ];
+    let mut at = 0;
+    for (action, actor, target) in expected {
+        match log[at..].iter().position(|(a, who, t)| a == action && who == actor && t.contains(target)) {
+            Some(found) => at += found + 1,
+            None => wrong.push(format!("audit: no {action} by {actor} on {target:?} after entry {at}; the log: {log:?}")),
+        }
+    }
     assert!(wrong.is_empty(), "{} answers differ from the matrix:\n{}", wrong.len(), wrong.join("\n"));
 }
 

@@ -138,6 +138,19 @@ async fn invite_uses_are_exact_under_concurrent_joins(app: TestApp) {
     let joined = statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count();
     let refused = statuses.iter().filter(|s| **s == StatusCode::GONE).count();
     assert_eq!((joined, refused), (25, 25), "exactly max_uses join: {statuses:?}");
+    // An expired invite is refused and says so.
+    let late = invite(&mut alice, server, "30", "0").await;
+    match &app.state.store.db {
+        reale::store::Db::Sqlite(pool) => sqlx::query("UPDATE invites SET expires_at = 1 WHERE code = $1").bind(&late).execute(pool).await.map(|_| ()),
+        reale::store::Db::Postgres(pool) => sqlx::query("UPDATE invites SET expires_at = 1 WHERE code = $1").bind(&late).execute(pool).await.map(|_| ()),
+    }
+    .expect("expire the invite");
+    let mut latecomer = app.client().fresh().from_ip([127, 0, 1, 200]);
+    latecomer.register("latecomer").await;
+    let page = latecomer.get(&format!("/i/{late}")).await;
+    assert_eq!(page.status, StatusCode::GONE);
+    assert!(page.body.contains("This invite has expired."));
+    assert_eq!(latecomer.post(&format!("/i/{late}"), &[]).await.status, StatusCode::GONE);
     let home = alice.get(&format!("/s/{server}")).await;
     assert!(home.body.contains("Members (26)"), "owner + 25");
     // Used up: no longer among the active invites.
