@@ -247,8 +247,13 @@ impl ServerShape {
     }
 
     pub fn channel_permissions(&self, channel: &ChannelRow, member: &MemberFacts) -> Permissions {
-        let roles = self.held_roles(member);
-        let standing = self.standing(member, &roles);
+        self.channel_permissions_held(channel, member, &self.held_roles(member))
+    }
+
+    /// `channel_permissions` with the member's roles looked up once (`held_roles`), for
+    /// loops over many channels: the channel list, the visibility re-plan.
+    pub fn channel_permissions_held(&self, channel: &ChannelRow, member: &MemberFacts, roles: &[HeldRole]) -> Permissions {
+        let standing = self.standing(member, roles);
         permissions::channel_permissions(&standing, self.everyone_permissions(), &self.overrides_for(channel, member))
     }
 
@@ -295,7 +300,9 @@ impl ServerAccess {
 
     /// The channels this member can see, in display order.
     pub fn visible_channels(&self) -> Vec<&ChannelRow> {
-        self.shape.channels.iter().filter(|c| self.channel_permissions(c).contains(Permissions::VIEW_CHANNEL)).collect()
+        let roles = self.shape.held_roles(&self.me);
+        let sees = |c: &&ChannelRow| self.shape.channel_permissions_held(c, &self.me, &roles).contains(Permissions::VIEW_CHANNEL);
+        self.shape.channels.iter().filter(sees).collect()
     }
 }
 

@@ -44,9 +44,10 @@ pub fn plan(shape: Option<&ServerShape>, members: &[MemberFacts], current: &[(i6
     let mut wanted: HashSet<(i64, i64)> = HashSet::new();
     let mut plan = Plan::default();
     if let Some(shape) = shape {
+        let held: Vec<_> = members.iter().map(|m| shape.held_roles(m)).collect();
         for channel in shape.channels.iter().filter(|c| c.kind == "text") {
-            for member in members {
-                if shape.channel_permissions(channel, member).contains(Permissions::VIEW_CHANNEL) {
+            for (member, roles) in members.iter().zip(&held) {
+                if shape.channel_permissions_held(channel, member, roles).contains(Permissions::VIEW_CHANNEL) {
                     wanted.insert((channel.id, member.user_id));
                     if !current.contains(&(channel.id, member.user_id)) {
                         plan.add.push((channel.id, member.user_id, channel.last_message_id));
