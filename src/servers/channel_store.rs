@@ -41,7 +41,16 @@ pub async fn create_channel(store: &Store, server_id: i64, creator: i64, kind: &
 
 /// Name, topic, slowmode and category of a channel; the conversation event tells open
 /// pages about the new name.
-pub async fn update_channel(store: &Store, server_id: i64, channel_id: i64, name: &str, topic: &str, slowmode: i64, category: Option<i64>, audit: &Entry) -> Result<(), sqlx::Error> {
+/// A channel's editable settings, as checked by the form.
+pub struct ChannelSettings<'a> {
+    pub name: &'a str,
+    pub topic: &'a str,
+    pub slowmode_seconds: i64,
+    pub category: Option<i64>,
+}
+
+pub async fn update_channel(store: &Store, server_id: i64, channel_id: i64, settings: &ChannelSettings<'_>, audit: &Entry) -> Result<(), sqlx::Error> {
+    let ChannelSettings { name, topic, slowmode_seconds: slowmode, category } = *settings;
     channel_write!(store, server_id, audit, |tx| {
         sqlx::query("UPDATE conversations SET name = $1, topic = $2, slowmode_seconds = $3, category_id = $4 WHERE id = $5 AND server_id = $6")
             .bind(name).bind(topic).bind(slowmode).bind(category).bind(channel_id).bind(server_id).execute(&mut *tx).await?;

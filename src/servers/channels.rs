@@ -172,7 +172,8 @@ pub async fn update(
     let after = format!("#{name} · topic “{topic}” · slowmode {slowmode} s");
     if before != after || category != row.category_id {
         let entry = Entry::new(id, user.id, Action::ChannelUpdate).target("channel", channel, &name).change(before, after);
-        channel_store::update_channel(&state.store, id, channel, &name, &topic, slowmode, category, &entry).await?;
+        let settings = channel_store::ChannelSettings { name: &name, topic: &topic, slowmode_seconds: slowmode, category };
+        channel_store::update_channel(&state.store, id, channel, &settings, &entry).await?;
     }
     Ok(back(id))
 }

@@ -313,7 +313,8 @@ pub async fn load_shape(store: &Store, server_id: i64) -> AppResult<Option<Serve
 /// Shapes read recently, per store and server, with the version they were read at.
 /// Pages and every channel request ask only for the version (a primary-key read) and
 /// reuse the shape while it has not moved; any instance's change moves it.
-static SHAPES: LazyLock<Mutex<HashMap<(u64, i64), Arc<ServerShape>>>> = LazyLock::new(Default::default);
+type ShapeCache = HashMap<(u64, i64), Arc<ServerShape>>;
+static SHAPES: LazyLock<Mutex<ShapeCache>> = LazyLock::new(Default::default);
 const MAX_CACHED_SHAPES: usize = 4096;
 
 /// The server's shape at `version`, from memory when it is the one cached.

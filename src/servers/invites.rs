@@ -137,10 +137,10 @@ pub struct InvitePage {
 /// The public page behind an invite link. A GET never joins: the button does.
 pub async fn landing(State(state): State<AppState>, MaybeUser(user): MaybeUser, Path(code): Path<String>) -> AppResult<Response> {
     let invite = invite_store::get(&state.store, &code).await?.ok_or(AppError::NotFound)?;
-    if let Some(user) = &user {
-        if super::store::is_member(&state.store, invite.server_id, user.id).await? {
-            return Ok(Redirect::to(&format!("/s/{}", invite.server_id)).into_response());
-        }
+    if let Some(user) = &user
+        && super::store::is_member(&state.store, invite.server_id, user.id).await?
+    {
+        return Ok(Redirect::to(&format!("/s/{}", invite.server_id)).into_response());
     }
     let title = format!("Join {}", invite.server_name);
     let page = match &user {

@@ -17,6 +17,9 @@ on_both_backends!(every_route_answers_each_standing, losing_a_channel_or_the_ser
 
 const PEOPLE: [&str; 10] = ["owner", "admin", "moderator", "member", "muted", "timedout", "kicked", "banned", "outsider", "anonymous"];
 
+/// One route: what it is, its path, the form to post (None: a GET), each person's answer.
+type Case = (&'static str, String, Option<Vec<(&'static str, String)>>, Vec<Want>);
+
 /// What a request should get: 200, 303 (done), 303 to the login page, 403 or 404.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Want {
@@ -100,7 +103,7 @@ async fn every_route_answers_each_standing(app: TestApp) {
 
     let s = server;
     //                                             owner admin moder member muted timedout kicked banned outsider anonymous
-    let matrix: Vec<(&str, String, Option<Vec<(&str, String)>>, Vec<Want>)> = vec![
+    let matrix: Vec<Case> = vec![
         ("server page", format!("/s/{s}"), None, row("ok ok ok ok ok ok 404 404 404 login")),
         ("#general", format!("/c/{general}"), None, row("ok ok ok ok ok ok 404 404 404 login")),
         ("#mods", format!("/c/{mods_channel}"), None, row("ok ok ok 404 404 404 404 404 404 login")),
