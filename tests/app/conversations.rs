@@ -97,7 +97,8 @@ async fn alice_and_bob_talk_in_a_direct_message(app: TestApp) {
     assert!(alice.get(&format!("/c/{saved}")).await.body.contains("Saved messages"));
 }
 
-fn htmx(method: Method, path: &str, form: &[(&str, &str)]) -> Request<Body> {
+/// A request as htmx sends it (same-origin, `HX-Request`), with `form` as its body.
+pub(crate) fn htmx(method: Method, path: &str, form: &[(&str, &str)]) -> Request<Body> {
     Request::builder()
         .method(method)
         .uri(path)

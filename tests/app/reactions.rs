@@ -2,25 +2,13 @@
 //! the same picker inline with htmx, and a refused emoji that keeps what was typed.
 //! Also keeps the message partial small, since every page and every stream carries it.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 
-use crate::conversations::{last_message_id, open_dm, send};
+use crate::conversations::{htmx, last_message_id, open_dm, send};
 use crate::on_both_backends;
 use crate::support::TestApp;
 
 on_both_backends!(bob_reacts_through_the_picker_page_without_javascript, the_picker_opens_inline_with_htmx,);
-
-fn htmx(method: Method, path: &str, form: &[(&str, &str)]) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("hx-request", "true")
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(serde_urlencoded::to_string(form).expect("form")))
-        .expect("request")
-}
 
 async fn bob_reacts_through_the_picker_page_without_javascript(app: TestApp) {
     let mut alice = app.client();
