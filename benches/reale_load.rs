@@ -11,7 +11,8 @@
 //! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500] [--bare PATH]
 //! cargo bench --bench reale_load -- rooms [--rooms 1000] [--members 10] [--users 1000] [--rates 2000,10000]
 //! cargo bench --bench reale_load -- cross [same as rooms; --rates 5000]
-//! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600]; rooms/cross: [--streams-per-user 1])
+//! cargo bench --bench reale_load -- channel [--members 10000] [--users 1000] [--channels 100] [--subs 10000] [--rates 10,50,100]
+//! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600] [--quiet-wait 300]; rooms/cross: [--streams-per-user 1])
 //!
 //! Users are few (argon2 makes each registration tens of ms of server CPU) and hold
 //! several streams each where needed; every stream is independent. After setup the
@@ -30,6 +31,8 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "load/channel.rs"]
+mod channel;
 use cpu::{cpu_secs, machine_busy_secs};
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -61,6 +64,8 @@ const ATTEMPTS: usize = 3;
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 
+/// Longest wait, in seconds, for other processes to go quiet before a phase.
+static QUIET_WAIT: AtomicUsize = AtomicUsize::new(300);
 /// Child PIDs, so the watchdog can kill them even if the main thread is stuck.
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static TOKEN: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new(b"lgq"));
@@ -88,6 +93,7 @@ fn main() {
     pin_to(gen_cpu);
     let fds = raise_nofile();
     let timeout = args.num("timeout", 3600);
+    QUIET_WAIT.store(args.num("quiet-wait", 300), Relaxed);
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(timeout as u64));
         eprintln!("reale-load: watchdog: still running after {timeout} s, stopping");
@@ -102,7 +108,8 @@ fn main() {
             Some("fanout") => fanout(&args).await,
             Some("rooms") => rooms(&args, false).await,
             Some("cross") => rooms(&args, true).await,
-            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross  (see the file's top comment)"),
+            Some("channel") => channel::channel(&args).await,
+            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross | channel  (see the file's top comment)"),
         }
     });
     kill_children();
@@ -297,6 +304,10 @@ fn http_client() -> Http {
 }
 
 async fn request(http: &Http, addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Result<Resp, String> {
+    request_within(Duration::from_secs(60), http, addr, method, path, cookie, form).await
+}
+
+async fn request_within(limit: Duration, http: &Http, addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Result<Resp, String> {
     let mut builder = Request::builder().method(method).uri(format!("http://{addr}{path}"));
     if let Some(cookie) = cookie {
         builder = builder.header(header::COOKIE, cookie);
@@ -305,7 +316,7 @@ async fn request(http: &Http, addr: SocketAddr, method: &str, path: &str, cookie
         builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
     let req = builder.body(Full::new(Bytes::from(form.to_string()))).map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(Duration::from_secs(60), http.request(req)).await.map_err(|_| "timed out".to_string())?.map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(limit, http.request(req)).await.map_err(|_| "timed out".to_string())?.map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
     let text = |v: Option<&header::HeaderValue>| v.and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let cookie = parts.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()?.split(';').next()).collect::<Vec<_>>().join("; ");
@@ -672,10 +683,11 @@ async fn run_phase(run: &Run, targets: &Arc<Vec<Target>>, first_seq: usize, rate
     let closed_before = ctx.closed.load(Relaxed);
     let total = rate * secs;
     let server_cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
-    // This machine is shared (builds, tests): wait (up to 5 min) for a second in which
-    // other processes used under 10 % of a core, so they don't skew the numbers.
+    // This machine is shared (builds, tests): wait (up to `--quiet-wait` s, default 5 min)
+    // for a second in which other processes used under 10 % of a core, so they don't skew
+    // the numbers.
     let waited = Instant::now();
-    for _ in 0..300 {
+    for _ in 0..QUIET_WAIT.load(Relaxed) {
         let (s0, g0, a0) = (server_cpu(), cpu_secs(std::process::id()), machine_busy_secs());
         tokio::time::sleep(Duration::from_secs(1)).await;
         if (machine_busy_secs() - a0) - (server_cpu() - s0) - (cpu_secs(std::process::id()) - g0) < 0.1 {

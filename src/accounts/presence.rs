@@ -69,10 +69,11 @@ pub async fn touch_last_seen(store: &Store, user_id: i64) -> Result<(), sqlx::Er
     Ok(())
 }
 
-/// Everyone who shares a conversation with the user: those who see their presence.
-pub async fn watchers(store: &Store, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let sql = "SELECT DISTINCT b.user_id FROM members a JOIN members b ON b.conversation_id = a.conversation_id
-               WHERE a.user_id = $1";
+/// The conversations (channels included) whose members see the user's presence. Who
+/// of those members is connected is the realtime hub's to say: joining the member
+/// lists here would read a million rows for one member of a big server.
+pub async fn watched_in(store: &Store, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let sql = "SELECT conversation_id FROM members WHERE user_id = $1";
     with_db!(store, pool => sqlx::query_scalar(sql).bind(user_id).fetch_all(pool).await)
 }
 

@@ -163,6 +163,23 @@ impl Hub {
         self.lock().users.get(&user_id).is_some_and(|e| !e.streams.is_empty())
     }
 
+    /// Everyone with a stream here who is a member of one of `conversations`.
+    pub fn connected_in(&self, conversations: &[i64]) -> Vec<i64> {
+        let state = self.lock();
+        let mut found = HashSet::new();
+        for conversation in conversations {
+            // Once everyone connected is found (the usual case in a big server, whose
+            // channels share their members), the other channels cannot add anyone.
+            if found.len() == state.users.len() {
+                break;
+            }
+            if let Some(users) = state.conversations.get(conversation) {
+                found.extend(users.iter().copied());
+            }
+        }
+        found.into_iter().collect()
+    }
+
     /// Which of `user_ids` have a stream here.
     pub fn connected_among(&self, user_ids: &[i64]) -> Vec<i64> {
         let state = self.lock();
@@ -254,5 +271,30 @@ fn drop_stuck(state: &mut HubState, stuck: &[(i64, u64)]) {
         if let Some(entry) = state.users.get_mut(&user) {
             entry.streams.retain(|s| s.id != stream);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_reaches_connected_members_of_shared_conversations_only() {
+        let hub = Hub::default();
+        let keep: Vec<Registered> = [(1, vec![10, 11]), (2, vec![11]), (3, vec![12]), (4, vec![10, 12])]
+            .into_iter()
+            .map(|(user, conversations)| hub.register(user, user, 0, &conversations, 4).ok().expect("registered"))
+            .collect();
+        let mut heard = hub.connected_in(&[11]);
+        heard.sort();
+        assert_eq!(heard, vec![1, 2]);
+        let mut heard = hub.connected_in(&[10, 11]);
+        heard.sort();
+        assert_eq!(heard, vec![1, 2, 4]);
+        assert_eq!(hub.connected_in(&[99]), Vec::<i64>::new());
+        hub.unregister(4, keep[3].stream_id);
+        let mut heard = hub.connected_in(&[10, 12]);
+        heard.sort();
+        assert_eq!(heard, vec![1, 3]);
     }
 }

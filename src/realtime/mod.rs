@@ -110,8 +110,8 @@ impl Realtime {
             bus.publish_presence(user_id).await;
         }
         let Ok(view) = self.presence_of(store, user_id).await else { return };
-        let Ok(watchers) = presence::watchers(store, user_id).await else { return };
-        let local = self.hub.connected_among(&watchers);
+        let Ok(conversations) = presence::watched_in(store, user_id).await else { return };
+        let local = self.hub.connected_in(&conversations);
         if local.is_empty() {
             return;
         }
