@@ -5,6 +5,7 @@ mod support;
 mod accounts;
 mod contention;
 mod conversations;
+mod files;
 mod limits;
 mod moderation;
 mod browser;
