@@ -290,11 +290,15 @@ async fn a_channel_without_attach_files_refuses_files(app: TestApp) {
     assert_eq!(text.status, StatusCode::SEE_OTHER);
 }
 
-/// A request body that notes whether anyone read it.
+/// A request body that notes whether anyone read it. Chunks arrive one at a time, as
+/// from a network (the reader waits between them).
 fn watched_body(read: Arc<AtomicBool>, chunks: usize, chunk: usize) -> Body {
-    let stream = futures_util::stream::iter(0..chunks).map(move |_| {
+    let stream = futures_util::stream::iter(0..chunks).then(move |_| {
         read.store(true, Ordering::SeqCst);
-        Ok::<Bytes, std::io::Error>(Bytes::from(vec![b'x'; chunk]))
+        async move {
+            tokio::task::yield_now().await;
+            Ok::<Bytes, std::io::Error>(Bytes::from(vec![b'x'; chunk]))
+        }
     });
     Body::from_stream(stream)
 }
