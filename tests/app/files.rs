@@ -24,6 +24,7 @@ on_both_backends!(
     alice_sends_bob_a_picture_and_a_pdf_and_a_stranger_gets_404,
     markup_comes_back_as_an_inert_download,
     a_channel_without_attach_files_refuses_files,
+    a_picture_arrives_live_with_its_message,
 );
 
 const BOUNDARY: &str = "reale-test-boundary-7MA4YWxkTrZu0gW";
@@ -288,6 +289,23 @@ async fn a_channel_without_attach_files_refuses_files(app: TestApp) {
     // Text alone still goes.
     let text = send_files(&mut bob, general, "just words", &[]).await;
     assert_eq!(text.status, StatusCode::SEE_OTHER);
+}
+
+async fn a_picture_arrives_live_with_its_message(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+    let mut stream = bob.events("/events", None).await;
+    let sent = send_files(&mut alice, dm, "look", &[("beach.jpg", "image/jpeg", &jpeg_with_gps()), ("report.pdf", "application/pdf", PDF)]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    // The live event carries the same partial as the page: the grid and the card.
+    let event = stream.expect("/thumb\"", Duration::from_secs(5)).await;
+    let page = bob.get(&format!("/c/{dm}")).await.body;
+    let urls = file_urls(&page, dm);
+    assert_eq!(file_urls(&event.data, dm), urls, "{}", event.data);
+    assert!(event.data.contains(">report.pdf</a>") && event.data.contains("alt=\"beach.jpg\""), "{}", event.data);
 }
 
 /// A request body that notes whether anyone read it. Chunks arrive one at a time, as
