@@ -11,6 +11,7 @@ mod moderation;
 mod browser;
 mod browser_a11y;
 mod browser_chat;
+mod browser_files;
 mod browser_live;
 mod browser_moderation;
 mod browser_scale;
