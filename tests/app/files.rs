@@ -289,6 +289,27 @@ async fn a_channel_without_attach_files_refuses_files(app: TestApp) {
     // Text alone still goes.
     let text = send_files(&mut bob, general, "just words", &[]).await;
     assert_eq!(text.status, StatusCode::SEE_OTHER);
+
+    // A ban that deletes Bob's last hour of messages removes his PDF from storage too.
+    let files = app.state.config.data_dir.join("files");
+    assert_eq!(stored_objects(&files).len(), 1);
+    let server_page = alice.get(&format!("/s/{server}")).await.body;
+    let prefix = format!("/s/{server}/members/");
+    let mut bob_id = None;
+    for piece in server_page.split(&prefix).skip(1) {
+        let id: String = piece.chars().take_while(char::is_ascii_digit).collect();
+        if piece[id.len()..].starts_with("/moderate") && alice.get(&format!("{prefix}{id}/moderate")).await.body.contains("bob") {
+            bob_id = Some(id);
+            break;
+        }
+    }
+    let bob_id = bob_id.expect("a Moderate link for bob");
+    alice.post(&format!("{prefix}{bob_id}/ban"), &[("reason", "spam"), ("delete", "hour")]).await.assert_redirect(&format!("/s/{server}/bans"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !stored_objects(&files).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored_objects(&files).is_empty(), "the banned member's files stayed: {:?}", stored_objects(&files));
 }
 
 async fn a_picture_arrives_live_with_its_message(app: TestApp) {
