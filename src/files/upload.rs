@@ -8,6 +8,9 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -59,7 +62,10 @@ pub async fn receive(state: &AppState, uploader_id: i64, conversation_id: i64, m
     refuse_declared_length(request.headers(), state.config.max_upload_bytes)?;
     // A chunked body has no length to check: it is cut off at the cap instead.
     let cap = usize::try_from(state.config.max_upload_bytes).unwrap_or(usize::MAX);
-    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, cap)));
+    let request = request.map(|body| {
+        let limited = Body::new(http_body_util::Limited::new(body, cap));
+        Body::from_stream(OneChunkAtATime { inner: limited.into_data_stream(), paused: false })
+    });
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|_| AppError::Unprocessable("This form could not be read. Please go back and try again.".into()))?;
@@ -116,6 +122,30 @@ async fn read_parts(
         received.attachments.push(id);
     }
     Ok(())
+}
+
+/// multer reads its stream for as long as data is ready, so a fast sender could pile a
+/// whole file into its buffer before we write any of it. Pausing after every chunk
+/// (waking at once) makes each read return one network chunk: memory per upload stays
+/// at what storage has in flight, and TCP holds back the sender meanwhile.
+struct OneChunkAtATime<S> {
+    inner: S,
+    paused: bool,
+}
+
+impl<S: Stream + Unpin> Stream for OneChunkAtATime<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.paused {
+            self.paused = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let item = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
+        self.paused = item.is_some();
+        Poll::Ready(item)
+    }
 }
 
 /// The first bytes of a part (fewer if it is shorter), for sniffing.
@@ -294,6 +324,19 @@ mod tests {
         assert_eq!(clean_name("a\u{0}b\r\n.txt"), "ab.txt");
         assert_eq!(clean_name(".."), "file");
         assert_eq!(clean_name(""), "file");
+    }
+
+    #[test]
+    fn the_form_reader_gets_one_chunk_per_read() {
+        let ready = futures_util::stream::iter([Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        let mut stream = OneChunkAtATime { inner: ready, paused: false };
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut poll = || Pin::new(&mut stream).poll_next(&mut cx);
+        assert_eq!(poll(), Poll::Ready(Some(Bytes::from_static(b"a"))));
+        assert_eq!(poll(), Poll::Pending, "a pause, though more is ready");
+        assert_eq!(poll(), Poll::Ready(Some(Bytes::from_static(b"b"))));
+        assert_eq!(poll(), Poll::Pending);
+        assert_eq!(poll(), Poll::Ready(None));
     }
 
     #[test]
