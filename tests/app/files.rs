@@ -517,3 +517,82 @@ async fn list_bucket(endpoint: &str, bucket: &str) -> Vec<String> {
     let listed: Vec<_> = s3.list(None).collect::<Vec<_>>().await;
     listed.into_iter().map(|m| m.expect("listed").location.to_string()).collect()
 }
+
+// ---- Memory (acceptance 4): the real server process under 100 uploads at once ----
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_10_mb_uploads_at_once_keep_the_server_under_200_mb() {
+    use crate::support::cluster::{Browser, Server, temp_dir};
+    use http_body_util::StreamBody;
+    use http_body_util::combinators::BoxBody;
+    use hyper::body::Frame;
+
+    let dir = temp_dir("reale_files_rss");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut server = Server::embedded("files", &dir);
+    server.args.extend(["--send-limit".to_string(), "100000".to_string()]);
+    server.start().await;
+    let addr = server.addr;
+    let pid = server.child.as_ref().expect("running").id();
+    let mut alice = Browser::new("alice");
+    alice.register(addr).await;
+    let opened = alice.call(addr, Method::POST, "/u/alice/message", Some(&[])).await.expect("open saved messages");
+    let dm: i64 = opened.location.trim_start_matches("/c/").parse().expect("a conversation");
+    let cookie = alice.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let idle = rss_kib(pid);
+
+    // One 10 MB file shared by every request (Bytes are counted references).
+    let file = Bytes::from(vec![0x5au8; 10 * 1024 * 1024]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<BoxBody<Bytes, std::io::Error>>();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(idle));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                peak.fetch_max(rss_kib(pid), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let uploads = (0..100).map(|n| {
+        let (client, file, cookie) = (client.clone(), file.clone(), cookie.clone());
+        tokio::spawn(async move {
+            let head = format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nrss{n}\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"f{n}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            );
+            let tail = format!("\r\n--{BOUNDARY}--\r\n");
+            // The file in 64 KiB slices, as a network would carry it.
+            let mut frames = vec![Bytes::from(head)];
+            frames.extend((0..file.len()).step_by(64 * 1024).map(|at| file.slice(at..(at + 64 * 1024).min(file.len()))));
+            frames.push(Bytes::from(tail));
+            let body = StreamBody::new(futures_util::stream::iter(frames.into_iter().map(|b| Ok::<_, std::io::Error>(Frame::data(b)))));
+            let request = Request::post(format!("http://{addr}/c/{dm}/messages"))
+                .header(header::CONTENT_TYPE, multipart_type())
+                .header(header::COOKIE, cookie)
+                .header("sec-fetch-site", "same-origin")
+                .body(BoxBody::new(body))
+                .expect("request");
+            let response = client.request(request).await.expect("upload");
+            response.status()
+        })
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(uploads).await.into_iter().map(|r| r.expect("task")).collect();
+    done.store(true, Ordering::SeqCst);
+    let _ = sampler.await;
+    let peak_mb = peak.load(Ordering::SeqCst) / 1024;
+    let stored = stored_objects(&dir.join("files").join("files"));
+    server.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(statuses.iter().all(|s| *s == StatusCode::SEE_OTHER), "{statuses:?}");
+    assert_eq!(stored.len(), 100, "every file stored");
+    println!("100 × 10 MB uploads: server RSS {} MB idle, {peak_mb} MB at the peak", idle / 1024);
+    assert!(peak_mb < 200, "the server's RSS reached {peak_mb} MB");
+}
