@@ -439,8 +439,9 @@ impl Seaweed {
             r#"{{"identities":[{{"name":"reale","credentials":[{{"accessKey":"{S3_KEY}","secretKey":"{S3_SECRET}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
         );
         std::fs::write(dir.join("identities.json"), identities).expect("identities");
-        // weed also opens each port + 10000 for gRPC: stay below 55535.
-        let base = 20_000 + (rand::random::<u16>() % 3_000) * 10;
+        // weed also opens each port + 10000 for gRPC; keep both below the kernel's
+        // ephemeral range (32768+), where the OS hands out ports to everyone else.
+        let base = 20_000 + (rand::random::<u16>() % 270) * 10;
         let port = |n: u16| (base + n).to_string();
         let child = std::process::Command::new(&binary)
             .arg("server")
