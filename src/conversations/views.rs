@@ -197,6 +197,8 @@ pub fn preview(message_id: i64, body: Option<&str>, kind: Option<&str>, deleted:
     match (body, kind, deleted) {
         (_, _, true) => "Message deleted".to_string(),
         (Some(body), Some("system"), false) => body.to_string(),
+        // Text is required unless files come with it: an empty one carried only files.
+        (Some(""), Some("text"), false) => format!("{}: 📎 Files", author.unwrap_or("")),
         (Some(body), _, false) => format!("{}: {}", author.unwrap_or(""), rendered::excerpt(message_id, body, 60)),
         _ => "No messages yet".to_string(),
     }

@@ -249,6 +249,7 @@ async fn markup_comes_back_as_an_inert_download(app: TestApp) {
     let urls = file_urls(&page, dm);
     assert_eq!(urls.len(), 2);
     assert!(!page.contains("/thumb"), "neither is shown as a picture");
+    assert!(page.contains("alice: 📎 Files"), "the sidebar says what came: {page}");
     assert!(page.contains(">cat.svg</a>") && page.contains(">page.html</a>"));
     for (url, original) in urls.iter().zip([&svg[..], &html[..]]) {
         let (status, headers, bytes) = download(&app, &bob, url, &[]).await;
