@@ -24,7 +24,42 @@ document.addEventListener("keydown", (event) => {
   if (!(field instanceof HTMLTextAreaElement) || !field.hasAttribute("data-enter-sends")) return;
   if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
   event.preventDefault();
-  if (field.value.trim() !== "" && field.form) field.form.requestSubmit();
+  const files = document.getElementById("compose-files");
+  const hasFiles = files && files.files && files.files.length > 0;
+  if ((field.value.trim() !== "" || hasFiles) && field.form) field.form.requestSubmit();
+});
+
+// Files: dropped on or pasted into the compose form, they join its file input, so the
+// upload is the same form post as without JavaScript; htmx reports its progress.
+function addFiles(files) {
+  const input = document.getElementById("compose-files");
+  if (!input || !files || files.length === 0) return false;
+  const all = new DataTransfer();
+  for (const file of input.files) all.items.add(file);
+  for (const file of files) all.items.add(file);
+  input.files = all.files;
+  return true;
+}
+function inCompose(event) {
+  return event.target instanceof Element && event.target.closest("#compose") !== null;
+}
+document.addEventListener("dragover", (event) => {
+  if (inCompose(event) && event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) event.preventDefault();
+});
+document.addEventListener("drop", (event) => {
+  if (!inCompose(event) || !event.dataTransfer || event.dataTransfer.files.length === 0) return;
+  event.preventDefault();
+  addFiles(event.dataTransfer.files);
+});
+document.addEventListener("paste", (event) => {
+  if (!inCompose(event) || !event.clipboardData || event.clipboardData.files.length === 0) return;
+  if (addFiles(event.clipboardData.files)) event.preventDefault();
+});
+document.addEventListener("htmx:xhr:progress", (event) => {
+  const bar = document.getElementById("compose-progress");
+  if (!bar || !event.detail || !event.detail.lengthComputable || !event.detail.total) return;
+  bar.hidden = false;
+  bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
 });
 
 // After a send swapped in a fresh compose form: focus it and show the new message.

@@ -310,6 +310,7 @@ async fn send(postgres: bool) {
                         reply_to_id: None,
                         client_id: Some(format!("{senders}-{s}-{n}")),
                         mentions: Vec::new(),
+                        attachments: Vec::new(),
                     };
                     let t = Instant::now();
                     writer.write(message).await.expect("write");

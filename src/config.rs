@@ -76,6 +76,40 @@ pub struct Config {
     /// Live-update streams (open tabs) one user may hold at once on an instance.
     #[arg(long, env = "REALE_STREAM_LIMIT", default_value_t = 20)]
     pub stream_limit: u32,
+
+    /// Largest attached file (not an image), in bytes; larger ones get 413.
+    #[arg(long, env = "REALE_MAX_FILE_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+
+    /// Largest attached image (JPEG, PNG, WebP, GIF), in bytes: images are decoded in memory.
+    #[arg(long, env = "REALE_MAX_IMAGE_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub max_image_bytes: u64,
+
+    /// Largest message with attachments (all files and the text together), in bytes.
+    /// A larger `Content-Length` is refused with 413 before the body is read.
+    #[arg(long, env = "REALE_MAX_UPLOAD_BYTES", default_value_t = 200 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Keep files in this S3 bucket instead of DATA_DIR/files; created at start when
+    /// missing (if the credentials allow it).
+    #[arg(long, env = "REALE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:8333` (default: AWS for the region).
+    #[arg(long, env = "REALE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "REALE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key id.
+    #[arg(long, env = "REALE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key.
+    #[arg(long, env = "REALE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
 }
 
 impl Config {

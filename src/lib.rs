@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod config;
 pub mod conversations;
 pub mod error;
+pub mod files;
 pub mod home;
 pub mod realtime;
 pub mod servers;
@@ -36,6 +37,8 @@ pub enum StartError {
     Database(#[from] sqlx::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Files(#[from] files::storage::StorageError),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] fred::error::Error),
     #[error("cannot listen on {0}: {1}")]
@@ -65,7 +68,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         None => web::ratelimit::RateLimiter::default(),
     };
     let devices = Arc::new(accounts::device_cache::DeviceCache::new(redis.is_none()));
-    Ok(AppState {
+    let files = files::Storage::open(&config).await?;
+    let state = AppState {
+        files,
         devices,
         realtime,
         writer: conversations::writer::MessageWriter::spawn(store.clone()),
@@ -74,7 +79,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         limiter: Arc::new(limiter),
         sessions,
         redis,
-    })
+    };
+    files::sweep::spawn(state.clone());
+    Ok(state)
 }
 
 /// The whole application as a router.
@@ -86,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .merge(conversations::routes(&state))
         .merge(servers::routes(&state))
         .merge(realtime::routes::routes(&state))
+        .merge(files::routes())
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

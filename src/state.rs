@@ -1,4 +1,4 @@
-//! `AppState`: what every handler can reach (store, config, sessions, limits, Redis).
+//! `AppState`: what every handler can reach (store, config, sessions, limits, Redis, files).
 
 use std::sync::Arc;
 
@@ -19,4 +19,6 @@ pub struct AppState {
     pub realtime: std::sync::Arc<crate::realtime::Realtime>,
     /// Device → user, remembered on a single instance (see `accounts::device_cache`).
     pub devices: Arc<crate::accounts::device_cache::DeviceCache>,
+    /// Where attached files live: the data dir or an S3 bucket.
+    pub files: crate::files::Storage,
 }

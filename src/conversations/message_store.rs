@@ -124,11 +124,11 @@ pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<MessageRow>, sql
 
 /// Where a statement takes a list of ids: one bound parameter, not a formatted list,
 /// so the statement text (and its prepared statement) is the same for every list.
-const ID_LIST: &str = "<ids>";
-const SQLITE_IDS: &str = "SELECT value FROM json_each($1)";
-const POSTGRES_IDS: &str = "SELECT unnest($1::bigint[])";
+pub(crate) const ID_LIST: &str = "<ids>";
+pub(crate) const SQLITE_IDS: &str = "SELECT value FROM json_each($1)";
+pub(crate) const POSTGRES_IDS: &str = "SELECT unnest($1::bigint[])";
 
-fn json_ids(ids: &[i64]) -> String {
+pub(crate) fn json_ids(ids: &[i64]) -> String {
     let mut json = String::with_capacity(ids.len() * 8 + 2);
     json.push('[');
     for (n, id) in ids.iter().enumerate() {

@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::accounts::CurrentUser;
 use crate::error::{AppError, AppResult};
+use crate::files::upload;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::web::Form;
@@ -83,22 +85,64 @@ fn parse_client_id(input: &str) -> Option<&str> {
     (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')).then_some(id)
 }
 
+/// The compose form: urlencoded, or multipart when it carries files (`files::upload`
+/// streams those to storage while the form is read).
 pub async fn send(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(input): Form<SendInput>,
+    request: Request,
 ) -> AppResult<Response> {
+    let multipart = upload::is_multipart(&headers);
+    // Before anything else, and before a byte of the body: a declared size over the cap.
+    let cap = if multipart { state.config.max_upload_bytes } else { state.config.max_body_bytes as u64 };
+    upload::refuse_declared_length(&headers, cap)?;
     let access = require(&state.store, user.id, id).await?;
-    let htmx = wants_fragment(&headers);
+    let (input, attachments, refused) = if multipart {
+        let received = upload::receive(&state, user.id, id, access.can_attach(), request).await?;
+        let input = SendInput { body: received.field("body"), client_id: received.field("client_id"), reply_to: received.field("reply_to") };
+        (input, received.attachments, received.refused)
+    } else {
+        // This route lifts axum's body limit for files; a plain form keeps the usual one.
+        let request = request.map(|body| Body::new(http_body_util::Limited::new(body, state.config.max_body_bytes)));
+        let Form(input) = Form::<SendInput>::from_request(request, &state).await?;
+        (input, Vec::new(), None)
+    };
+    let result = send_checked(&state, &user, &access, &headers, input, &attachments, refused).await;
+    match &result {
+        Ok((_, true)) => {}
+        // Refused, failed or a resubmission: the uploads belong to no message.
+        _ => upload::discard(&state, user.id, &attachments).await,
+    }
+    result.map(|(response, _)| response)
+}
+
+/// The rest of a send once the form is read: the response, and whether a message with
+/// `attachments` was created.
+async fn send_checked(
+    state: &AppState,
+    user: &CurrentUser,
+    access: &Access,
+    headers: &HeaderMap,
+    input: SendInput,
+    attachments: &[i64],
+    refused: Option<(StatusCode, String)>,
+) -> AppResult<(Response, bool)> {
+    let id = access.conversation.id;
+    let htmx = wants_fragment(headers);
     let reply_to = input.reply_to.trim().parse::<i64>().ok();
     let reply = match reply_to {
-        Some(reply_id) => reply_view(&state, id, reply_id).await?,
+        Some(reply_id) => reply_view(state, id, reply_id).await?,
         None => None,
     };
-    let refusal = send_refusal(&state, &access).await?;
-    let checked = match parse_body(&input.body) {
+    let refusal = match send_refusal(state, access).await? {
+        Some(refusal) => Some(refusal),
+        None => refused.map(|(status, why)| (status, why, None)),
+    };
+    // Text is optional when files come with it.
+    let parsed = if input.body.trim().is_empty() && !attachments.is_empty() { Ok(String::new()) } else { parse_body(&input.body) };
+    let checked = match parsed {
         Err(why) => Err((StatusCode::UNPROCESSABLE_ENTITY, why, None)),
         Ok(_) if refusal.is_some() => Err(refusal.expect("checked")),
         Ok(body) => {
@@ -114,7 +158,10 @@ pub async fn send(
     };
     let body = match checked {
         Ok(body) => body,
-        Err((status, error, retry_after)) => {
+        Err((status, mut error, retry_after)) => {
+            if !attachments.is_empty() {
+                error.push_str(" Your files were not sent: choose them again.");
+            }
             // The same client id goes back, so sending the corrected draft stays idempotent.
             let compose = Compose {
                 conversation_id: id,
@@ -124,16 +171,16 @@ pub async fn send(
                 reply,
                 oob: false,
             };
-            let mut response = compose_failed(&state, &user, &access, htmx, compose).await?;
+            let mut response = compose_failed(state, user, access, htmx, compose).await?;
             *response.status_mut() = status;
             if let Some(secs) = retry_after {
                 response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
             }
-            return Ok(response);
+            return Ok((response, false));
         }
     };
     let (html, mut mentions) = render_body(&state.store, &body).await?;
-    group_mentions(&state, &access, &body, &mut mentions).await?;
+    group_mentions(state, access, &body, &mut mentions).await?;
     let new = NewMessage {
         conversation_id: id,
         author_id: user.id,
@@ -143,17 +190,18 @@ pub async fn send(
         reply_to_id: reply.as_ref().map(|r| r.id),
         client_id: parse_client_id(&input.client_id).map(str::to_string),
         mentions,
+        attachments: attachments.to_vec(),
     };
     let (message_id, created) = state.writer.write(new).await?;
     state.realtime.typing_stop(id, user.id).await;
     if !htmx {
-        return Ok(Redirect::to(&format!("/c/{id}#message-{message_id}")).into_response());
+        return Ok((Redirect::to(&format!("/c/{id}#message-{message_id}")).into_response(), created));
     }
     let mut compose = Compose::fresh(id);
     compose.oob = true;
-    let mut html = if created { render_message(&state, &access, message_id).await? } else { String::new() };
+    let mut html = if created { render_message(state, access, message_id).await? } else { String::new() };
     html.push_str(&ComposeFragment { compose }.render()?);
-    Ok(Html(html).into_response())
+    Ok((Html(html).into_response(), created))
 }
 
 /// Why this member may not send here now, if they may not: a timeout, no
@@ -311,6 +359,8 @@ pub async fn delete(
             _ => None,
         };
         message_store::delete(&state.store, id, message_id, audit.as_ref()).await?;
+        // Its files go now (the periodic sweep would get them too).
+        crate::files::sweep::soon(&state);
     }
     answer(&state, &access, &headers, message_id, "").await
 }
@@ -420,6 +470,7 @@ pub async fn post_system(state: &AppState, conversation_id: i64, actor_id: i64, 
         reply_to_id: None,
         client_id: None,
         mentions: Vec::new(),
+        attachments: Vec::new(),
     };
     Ok(state.writer.write(new).await?.0)
 }

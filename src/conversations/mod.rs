@@ -17,6 +17,7 @@ pub mod views;
 pub mod writer;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
@@ -40,7 +41,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/c/{id}", get(pages::show))
         .route("/c/{id}/history", get(pages::history))
         .route("/c/{id}/pins", get(pages::pins))
-        .route("/c/{id}/messages", post(messages::send))
+        // Files come with messages: `send` enforces its own caps (files::upload).
+        .route("/c/{id}/messages", post(messages::send).layer(DefaultBodyLimit::disable()))
         .route("/c/{id}/m/{message}", get(pages::permalink))
         .route("/c/{id}/m/{message}/view", get(pages::message_fragment))
         .route("/c/{id}/m/{message}/edit", get(messages::edit_form).merge(write(post(messages::edit))))

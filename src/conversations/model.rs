@@ -91,6 +91,11 @@ impl Access {
         self.channel.as_ref().is_none_or(|c| c.has(Permissions::SEND_MESSAGES))
     }
 
+    /// Files with messages: anyone in DMs and groups, ATTACH_FILES in a channel.
+    pub fn can_attach(&self) -> bool {
+        self.channel.as_ref().is_none_or(|c| c.has(Permissions::ATTACH_FILES))
+    }
+
     /// Reacting: always in DMs and groups; ADD_REACTIONS in a channel.
     pub fn can_react(&self) -> bool {
         self.channel.as_ref().is_none_or(|c| c.has(Permissions::ADD_REACTIONS))

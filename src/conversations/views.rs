@@ -14,6 +14,7 @@ use super::message_store::{self, MessageRow};
 use super::rendered;
 use super::store::SidebarRow;
 use crate::accounts::presence::{self, PresenceView};
+use crate::files::model::AttachmentView;
 
 pub struct ReplyView {
     pub id: i64,
@@ -48,6 +49,9 @@ pub struct MessageView {
     pub reply: Option<ReplyView>,
     pub reactions: Vec<ReactionView>,
     pub mentions_attr: String,
+    /// Attached pictures (thumbnail grid) and other files (cards), in upload order.
+    pub pictures: Vec<AttachmentView>,
+    pub files: Vec<AttachmentView>,
 }
 
 /// One message, rendered alone: for htmx responses (and, later, realtime events).
@@ -91,6 +95,13 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
             }),
         }
     }
+    let mut attachments: HashMap<i64, (Vec<AttachmentView>, Vec<AttachmentView>)> = HashMap::new();
+    for row in crate::files::store::for_messages(store, &ids).await? {
+        let Some(message_id) = row.message_id else { continue };
+        let (pictures, files) = attachments.entry(message_id).or_default();
+        let view = AttachmentView::from_row(&row);
+        if view.thumb_url.is_some() { pictures.push(view) } else { files.push(view) }
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -101,6 +112,7 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 _ => ReplyView { id, author_name: String::new(), excerpt: String::new(), deleted: true },
             });
             let (mentions_attr, mentioned) = mentions.remove(&row.id).unwrap_or_default();
+            let pictures_files = attachments.remove(&row.id).unwrap_or_default();
             let system = row.kind == "system";
             let deleted = row.deleted_at.is_some();
             let html = if system || deleted {
@@ -127,6 +139,8 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 reply,
                 reactions: reactions.remove(&row.id).unwrap_or_default(),
                 mentions_attr,
+                pictures: pictures_files.0,
+                files: pictures_files.1,
             }
         })
         .collect())
@@ -183,6 +197,8 @@ pub fn preview(message_id: i64, body: Option<&str>, kind: Option<&str>, deleted:
     match (body, kind, deleted) {
         (_, _, true) => "Message deleted".to_string(),
         (Some(body), Some("system"), false) => body.to_string(),
+        // Text is required unless files come with it: an empty one carried only files.
+        (Some(""), Some("text"), false) => format!("{}: 📎 Files", author.unwrap_or("")),
         (Some(body), _, false) => format!("{}: {}", author.unwrap_or(""), rendered::excerpt(message_id, body, 60)),
         _ => "No messages yet".to_string(),
     }

@@ -23,6 +23,9 @@ pub struct NewMessage {
     pub reply_to_id: Option<i64>,
     pub client_id: Option<String>,
     pub mentions: Vec<i64>,
+    /// Uploads of this author in this conversation (`files`), attached in the same
+    /// transaction, so every page and stream that shows the message shows them.
+    pub attachments: Vec<i64>,
 }
 
 /// The stored message's id, and whether this call created it.
@@ -249,6 +252,22 @@ async fn insert_all(store: &Store, messages: &[&NewMessage]) -> Result<Vec<Writt
             );
             update.build().persistent(false).execute(&mut *tx).await?;
         }
+        for &index in &fresh {
+            let (Some((id, true)), new) = (written[index], messages[index]) else { continue };
+            for (position, attachment) in new.attachments.iter().enumerate() {
+                sqlx::query(
+                    "UPDATE attachments SET message_id = $1, position = $2
+                     WHERE id = $3 AND uploader_id = $4 AND conversation_id = $5 AND message_id IS NULL",
+                )
+                .bind(id)
+                .bind(position as i32)
+                .bind(attachment)
+                .bind(new.author_id)
+                .bind(new.conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         let events: Vec<NewEvent> = fresh
             .iter()
             .filter_map(|&index| match written[index] {
@@ -298,6 +317,7 @@ mod tests {
             reply_to_id: None,
             client_id: client_id.map(str::to_string),
             mentions,
+            attachments: Vec::new(),
         }
     }
 

@@ -220,7 +220,10 @@ pub async fn ban(State(state): State<AppState>, user: CurrentUser, Path(path): P
     let label = DELETE_WINDOWS.iter().find(|(_, s, _)| *s == window).map_or("", |(_, _, l)| *l);
     let audit = entry(&access, user.id, Action::MemberBan, &member, &reason).change("member", format!("banned; messages: {}", label.to_lowercase()));
     let since = (window > 0).then(|| now_ms() - window * 1000);
-    moderation_store::ban(&state.store, id, member.user_id, user.id, &reason, since, &audit).await?;
+    if moderation_store::ban(&state.store, id, member.user_id, user.id, &reason, since, &audit).await? > 0 {
+        // The swept messages' files go with them.
+        crate::files::sweep::soon(&state);
+    }
     Ok(Redirect::to(&format!("/s/{id}/bans")).into_response())
 }
 

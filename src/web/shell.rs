@@ -131,7 +131,10 @@ fn security_headers(headers: &mut HeaderMap, nonce: &str, https: bool) {
          img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
+    // A response that set its own (file downloads: a sandbox) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(value) = HeaderValue::from_str(&csp)
+    {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
