@@ -271,7 +271,8 @@ impl Stream {
                         if !matches!(row.kind.as_str(), "text" | "voice") {
                             let others: Vec<i64> = row.other_id.into_iter().collect();
                             let online = Box::pin(self.realtime.online_among(&others)).await;
-                            let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
+                            let blockers = Box::pin(crate::accounts::privacy::blockers_of(&self.store, me)).await?;
+                            let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u), &blockers);
                             if let Some(item) = items.first() {
                                 let html = SidebarItemFragment { c: item }.render()?;
                                 self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
