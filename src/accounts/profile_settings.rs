@@ -86,18 +86,21 @@ pub async fn show_profile(State(state): State<AppState>, user: CurrentUser, Quer
     Ok(page)
 }
 
+/// The page again (422) with the errors and, through `keep`, the form as typed.
+async fn refused(state: &AppState, user: &CurrentUser, errors: Vec<(&'static str, String)>, keep: impl FnOnce(&mut ProfilePage)) -> AppResult<Response> {
+    let mut page = profile_page(state, user).await?;
+    keep(&mut page);
+    page.errors = errors;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
 pub async fn save_profile(State(state): State<AppState>, user: CurrentUser, Form(input): Form<ProfileInput>) -> AppResult<Response> {
     match ProfileValues::parse(&input.display_name, &input.pronouns, &input.bio) {
         Ok(values) => {
             profile::save_profile(&state.store, user.id, &values).await?;
             Ok(Redirect::to("/settings/profile?saved=profile").into_response())
         }
-        Err(errors) => {
-            let mut page = profile_page(&state, &user).await?;
-            page.profile = input;
-            page.errors = errors;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-        }
+        Err(errors) => refused(&state, &user, errors, |page| page.profile = input).await,
     }
 }
 
@@ -113,12 +116,7 @@ pub async fn save_status(State(state): State<AppState>, user: CurrentUser, Form(
             state.realtime.announce_presence(&state.store, user.id, true).await;
             Ok(Redirect::to("/settings/profile?saved=status").into_response())
         }
-        Err(errors) => {
-            let mut page = profile_page(&state, &user).await?;
-            page.status = input;
-            page.errors = errors;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-        }
+        Err(errors) => refused(&state, &user, errors, |page| page.status = input).await,
     }
 }
 
@@ -201,34 +199,31 @@ pub struct BackInput {
     back: String,
 }
 
-fn back_to(input: &BackInput, username: &str) -> Redirect {
-    if input.back == "privacy" { Redirect::to("/settings/privacy") } else { Redirect::to(&format!("/u/{username}")) }
+pub async fn block(state: State<AppState>, user: CurrentUser, username: Path<String>, input: Form<BackInput>) -> AppResult<Redirect> {
+    set_blocked(state, user, username, input, true).await
 }
 
-pub async fn block(
+pub async fn unblock(state: State<AppState>, user: CurrentUser, username: Path<String>, input: Form<BackInput>) -> AppResult<Redirect> {
+    set_blocked(state, user, username, input, false).await
+}
+
+async fn set_blocked(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(username): Path<String>,
     Form(input): Form<BackInput>,
+    blocked: bool,
 ) -> AppResult<Redirect> {
     let person = profile::by_username(&state.store, &username).await?.ok_or(AppError::NotFound)?;
     if person.id == user.id {
         return Err(AppError::Unprocessable("You can't block yourself.".into()));
     }
-    privacy::block(&state.store, user.id, person.id).await?;
-    // Their open pages stop showing the user's presence and status at once.
+    if blocked {
+        privacy::block(&state.store, user.id, person.id).await?;
+    } else {
+        privacy::unblock(&state.store, user.id, person.id).await?;
+    }
+    // Their open pages stop (or start again) showing the user's presence and status.
     state.realtime.announce_presence(&state.store, user.id, true).await;
-    Ok(back_to(&input, &person.username))
-}
-
-pub async fn unblock(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(username): Path<String>,
-    Form(input): Form<BackInput>,
-) -> AppResult<Redirect> {
-    let person = profile::by_username(&state.store, &username).await?.ok_or(AppError::NotFound)?;
-    privacy::unblock(&state.store, user.id, person.id).await?;
-    state.realtime.announce_presence(&state.store, user.id, true).await;
-    Ok(back_to(&input, &person.username))
+    Ok(if input.back == "privacy" { Redirect::to("/settings/privacy") } else { Redirect::to(&format!("/u/{}", person.username)) })
 }

@@ -109,7 +109,7 @@ async fn the_profile_card_shows_who_someone_is(app: TestApp) {
 
     let card = bob.get("/u/alice").await;
     assert_eq!(card.status, StatusCode::OK);
-    for shown in ["Alice Liddell", "@alice", "she/her", "Down the rabbit hole.", "🐇", "Late", ">Message</button>", "aria-label=\"Block Alice Liddell\""] {
+    for shown in ["Alice Liddell", "@alice", "she/her", "Down the rabbit hole.", "🐇", "Late", ">Send message</button>", "aria-label=\"Block Alice Liddell\""] {
         assert!(card.body.contains(shown), "{shown} on the card:\n{}", card.body);
     }
     // Names link to the card from message headers.
