@@ -2,9 +2,10 @@
 //! or add them to groups, and the people they blocked.
 //!
 //! A person's circle is everyone they share a conversation (DM, group or channel) or a
-//! server with. A blocked person is told nothing of the block: they see the blocker
-//! as offline with no status, and their attempts to message or add the blocker are
-//! refused with the same sentence a privacy setting gives.
+//! server with. A blocked person is never told of the block: they see the blocker as
+//! offline with no status or last seen; a DM to the blocker is refused with a plain
+//! "You can't send messages to this person." (403), and adding the blocker to a group
+//! gets the same sentence a "who may add me" choice gives.
 
 use std::collections::HashSet;
 
@@ -174,8 +175,8 @@ pub enum Reach {
     Refused(&'static str),
 }
 
-/// Said to someone whose DM is refused: the same words whether they were blocked or it
-/// is the other way round, so a block is not announced.
+/// Said to someone the other person blocked: it names no block. The one who blocked
+/// is told why instead (`YOU_BLOCKED`).
 pub const CANNOT_MESSAGE: &str = "You can't send messages to this person.";
 pub const YOU_BLOCKED: &str = "You blocked this person. Unblock them on their profile to send messages.";
 pub const CANNOT_ADD: &str = "can't be added to groups by you.";
