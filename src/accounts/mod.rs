@@ -1,5 +1,5 @@
-//! Accounts: registration, sign-in and sign-out, the signed-in devices list, and
-//! password changes.
+//! Accounts: registration, sign-in and sign-out, the signed-in devices list,
+//! password changes, profiles, privacy and blocking.
 
 mod auth;
 mod current;
@@ -8,6 +8,9 @@ mod devices;
 pub mod model;
 pub mod password;
 pub mod presence;
+pub mod privacy;
+pub mod profile;
+mod profile_settings;
 pub mod session;
 mod session_cache;
 mod session_store;
@@ -35,4 +38,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/settings/sessions/{id}/revoke", write(post(devices::revoke)))
         .route("/settings/sessions/revoke-others", write(post(devices::revoke_others)))
         .route("/settings/password", get(settings::password_page).merge(write(post(settings::change_password))))
+        .route("/settings/profile", get(profile_settings::show_profile).merge(write(post(profile_settings::save_profile))))
+        .route("/settings/profile/status", write(post(profile_settings::save_status)))
+        .route("/settings/privacy", get(profile_settings::show_privacy).merge(write(post(profile_settings::save_privacy))))
+        .route("/u/{username}/block", write(post(profile_settings::block)))
+        .route("/u/{username}/unblock", write(post(profile_settings::unblock)))
 }

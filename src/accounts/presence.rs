@@ -34,17 +34,27 @@ pub struct PresenceFragment {
     pub p: PresenceView,
 }
 
-/// What others see of a user with `status` who is (or is not) connected.
-pub fn view(user_id: i64, status: &str, connected: bool, last_seen: Option<i64>) -> PresenceView {
+/// How much of a person's presence a viewer may see (`accounts::privacy::shown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    All,
+    /// Online and the chosen status, never when they were last seen.
+    NoLastSeen,
+    /// Nothing: always offline (the viewer is blocked).
+    Nothing,
+}
+
+/// What a viewer sees of a user with `status` who is (or is not) connected.
+pub fn view(user_id: i64, status: &str, connected: bool, last_seen: Option<i64>, shown: Shown) -> PresenceView {
     let chosen = STATUSES.iter().find(|(key, _)| *key == status && *key != "invisible");
     match chosen {
-        Some((state, label)) if connected => PresenceView { user_id, state, label: (*label).to_string() },
+        Some((state, label)) if connected && shown != Shown::Nothing => PresenceView { user_id, state, label: (*label).to_string() },
         _ => PresenceView {
             user_id,
             state: "offline",
             label: match last_seen {
-                Some(at) => format!("Last seen {}", format_time(at)),
-                None => "Offline".to_string(),
+                Some(at) if shown == Shown::All => format!("Last seen {}", format_time(at)),
+                _ => "Offline".to_string(),
             },
         },
     }
@@ -83,11 +93,14 @@ mod tests {
 
     #[test]
     fn invisible_looks_offline() {
-        assert_eq!(view(1, "online", true, None).state, "online");
-        assert_eq!(view(1, "dnd", true, None).label, "Do not disturb");
-        let hidden = view(1, "invisible", true, Some(0));
+        assert_eq!(view(1, "online", true, None, Shown::All).state, "online");
+        assert_eq!(view(1, "dnd", true, None, Shown::All).label, "Do not disturb");
+        let hidden = view(1, "invisible", true, Some(0), Shown::All);
         assert_eq!((hidden.state, hidden.label.as_str()), ("offline", "Last seen 1970-01-01 00:00 UTC"));
-        assert_eq!(view(1, "online", false, None).label, "Offline");
+        assert_eq!(view(1, "online", false, None, Shown::All).label, "Offline");
+        assert_eq!(view(1, "online", false, Some(0), Shown::NoLastSeen).label, "Offline");
+        assert_eq!(view(1, "online", true, Some(0), Shown::NoLastSeen).label, "Online");
+        assert_eq!(view(1, "online", true, Some(0), Shown::Nothing).state, "offline");
         assert_eq!(parse_status(" idle "), Some("idle"));
         assert_eq!(parse_status("away"), None);
     }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::accounts::CurrentUser;
-use crate::accounts::presence::{self, PresenceView};
+use crate::accounts::presence::PresenceView;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;
@@ -66,6 +66,17 @@ async fn resolve_usernames(state: &AppState, text: &str) -> AppResult<Result<Vec
     Ok(Ok(found))
 }
 
+/// The first of `people` whose privacy choice (or block) keeps `adder` from adding
+/// them to a group, as the sentence the form shows.
+async fn group_refusal(state: &AppState, adder: i64, people: &[UserRow]) -> AppResult<Option<String>> {
+    for person in people {
+        if !crate::accounts::privacy::may_add_to_group(&state.store, adder, person.id).await? {
+            return Ok(Some(format!("@{} {}", person.username, crate::accounts::privacy::CANNOT_ADD)));
+        }
+    }
+    Ok(None)
+}
+
 pub async fn create_group(State(state): State<AppState>, user: CurrentUser, Form(input): Form<NewGroupInput>) -> AppResult<Response> {
     let failed = |error: String, sidebar: views::Sidebar| {
         let page = NewGroupPage {
@@ -85,6 +96,9 @@ pub async fn create_group(State(state): State<AppState>, user: CurrentUser, Form
         Ok(members) => members,
         Err(why) => return Ok(failed(why, views::sidebar_for(&state, user.id, None).await?)),
     };
+    if let Some(why) = group_refusal(&state, user.id, &members).await? {
+        return Ok(failed(why, views::sidebar_for(&state, user.id, None).await?));
+    }
     let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
     let id = store::create_group(&state.store, user.id, &name, &ids).await?;
     post_system(&state, id, user.id, &format!("{} created the group “{}”", user.name(), name)).await?;
@@ -102,6 +116,7 @@ pub struct MemberView {
     pub demotable: bool,
     pub me: bool,
     pub presence: PresenceView,
+    pub status: crate::accounts::profile::StatusView,
 }
 
 #[derive(Template, WebTemplate)]
@@ -126,10 +141,12 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
     let title = conversation_title(&access, &rows);
     let ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
     let online = state.realtime.online_among(&ids).await;
+    let blockers = crate::accounts::privacy::blockers_of(&state.store, user.id).await?;
     let members = rows
         .into_iter()
         .map(|row| MemberView {
-            presence: presence::view(row.user_id, &row.presence, online.contains(&row.user_id), row.last_seen_at),
+            presence: row.presence(online.contains(&row.user_id), &blockers),
+            status: row.status(&blockers),
             removable: row.user_id != user.id && access.can_remove(row.role()),
             promotable: access.can_set_roles() && row.role() == Role::Member,
             demotable: access.can_set_roles() && row.role() == Role::Admin,
@@ -197,6 +214,13 @@ pub async fn add(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
         Ok(_) => return members_failed(&state, &user, id, "Type the username of the person to add.").await,
         Err(why) => return members_failed(&state, &user, id, why).await,
     };
+    // Only people not yet in the group are being added: only they are asked.
+    let current: Vec<i64> = store::members(&state.store, id).await?.iter().map(|m| m.user_id).collect();
+    let joining: Vec<UserRow> = people.into_iter().filter(|p| !current.contains(&p.id)).collect();
+    if let Some(why) = group_refusal(&state, user.id, &joining).await? {
+        return members_failed(&state, &user, id, why).await;
+    }
+    let people = joining;
     let mut added = Vec::new();
     for person in &people {
         if store::add_member(&state.store, id, person.id).await? {

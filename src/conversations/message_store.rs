@@ -27,11 +27,16 @@ pub struct MessageRow {
     pub reply_author: Option<String>,
     pub reply_body: Option<String>,
     pub reply_deleted_at: Option<i64>,
+    /// The author's custom status (shown in the header while it lasts).
+    pub status_emoji: String,
+    pub status_text: String,
+    pub status_expires_at: Option<i64>,
 }
 
 const SELECT: &str = concat!("SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
     m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at,
-    ", crate::shown_name_sql!("ru"), " AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at
+    ", crate::shown_name_sql!("ru"), " AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at,
+    ", crate::status_sql!("u"), "
     FROM messages m JOIN users u ON u.id = m.author_id
     LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN users ru ON ru.id = r.author_id");
 

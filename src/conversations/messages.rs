@@ -207,6 +207,10 @@ async fn send_checked(
 /// Why this member may not send here now, if they may not: a timeout, no
 /// SEND_MESSAGES in a channel, or slowmode with the wait left (status and Retry-After).
 async fn send_refusal(state: &AppState, access: &Access) -> AppResult<Option<(StatusCode, String, Option<u64>)>> {
+    if access.is_dm() {
+        let refusal = crate::accounts::privacy::dm_send_refusal(&state.store, access.conversation.id, access.user_id).await?;
+        return Ok(refusal.map(|why| (StatusCode::FORBIDDEN, why.to_string(), None)));
+    }
     let Some(channel) = &access.channel else { return Ok(None) };
     if let Some(until) = channel.timed_out_until {
         let why = format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until));

@@ -1,5 +1,6 @@
 //! Conversations: direct messages and groups (and, later, server channels), their
-//! members, and the messages in them with replies, reactions, pins, reads and search.
+//! members, and the messages in them with replies, reactions, pins, reads and search;
+//! message requests from outside a person's circle.
 
 pub mod access;
 mod groups;
@@ -10,6 +11,8 @@ pub mod model;
 mod pages;
 mod people;
 pub mod reactions;
+pub mod request_store;
+mod requests;
 pub mod rendered;
 pub mod search;
 pub mod store;
@@ -36,6 +39,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/search", search(get(search::page)))
         .route("/u/{username}", get(people::profile))
         .route("/u/{username}/message", create(post(people::open_dm)))
+        .route("/requests", get(requests::list))
+        .route("/requests/{id}", get(requests::show))
+        .route("/requests/{id}/accept", write(post(requests::accept)))
+        .route("/requests/{id}/decline", write(post(requests::decline)))
         .route("/groups/new", get(groups::new_group_page))
         .route("/groups", create(post(groups::create_group)))
         .route("/c/{id}", get(pages::show))

@@ -75,6 +75,7 @@ pub struct ConversationPage {
     compose: Compose,
     /// The other person in a DM, and whether they are online.
     dm_presence: Option<PresenceView>,
+    dm_status: Option<crate::accounts::profile::StatusView>,
     /// In a server channel: the server rail and channel list instead of the DM list.
     server: Option<crate::servers::nav::ServerShell>,
     topic: String,
@@ -108,7 +109,9 @@ pub async fn render_page(
     // Channels show no receipts and no member count: their member list can be a whole
     // community, and nothing on a channel page needs it.
     let members = if access.is_channel() { Vec::new() } else { store::members(&state.store, id).await? };
-    let messages = views::build(&state.store, page.messages, access.moderated()).await?;
+    let mut messages = views::build(&state.store, page.messages, access.moderated()).await?;
+    let blockers = crate::accounts::privacy::blockers_of(&state.store, user.id).await?;
+    views::hide_statuses(&mut messages, &blockers);
 
     let mut unread_divider = 0;
     let mut jump_to_unread = None;
@@ -130,12 +133,12 @@ pub async fn render_page(
     let latest = messages.last().filter(|m| m.id == access.conversation.last_message_id).map(|m| (m.id, m.author_id, m.system));
     let seen = views::seen(id, access.is_dm(), latest, &members);
     // The member row already holds the status and "last seen"; only "online" is asked.
-    let dm_presence = match members.iter().find(|m| m.user_id != user.id) {
+    let (dm_presence, dm_status) = match members.iter().find(|m| m.user_id != user.id) {
         Some(other) if access.is_dm() => {
             let online = state.realtime.online_among(&[other.user_id]).await.contains(&other.user_id);
-            Some(crate::accounts::presence::view(other.user_id, &other.presence, online, other.last_seen_at))
+            (Some(other.presence(online, &blockers)), Some(other.status(&blockers)))
         }
-        _ => None,
+        _ => (None, None),
     };
     let mut page_shell = Page::new(title.clone(), Some(user));
     page_shell.live_since = Some(since);
@@ -158,6 +161,7 @@ pub async fn render_page(
     Ok(ConversationPage {
         page: page_shell,
         dm_presence,
+        dm_status,
         server,
         topic,
         send_locked,
@@ -242,7 +246,8 @@ pub async fn history(
     };
     if wants_fragment(&headers) && params.before.is_some() {
         let page = message_store::page(&state.store, id, window).await?;
-        let messages = views::build(&state.store, page.messages, access.moderated()).await?;
+        let mut messages = views::build(&state.store, page.messages, access.moderated()).await?;
+        views::hide_statuses(&mut messages, &crate::accounts::privacy::blockers_of(&state.store, user.id).await?);
         let fragment = HistoryFragment {
             conversation_id: id,
             oldest_id: messages.first().map(|m| m.id).unwrap_or(0),
@@ -278,7 +283,8 @@ pub async fn message_fragment(
 
 pub async fn render_message(state: &AppState, access: &Access, message_id: i64) -> AppResult<String> {
     let row = message_store::get(&state.store, access.conversation.id, message_id).await?.ok_or(AppError::NotFound)?;
-    let views = views::build(&state.store, vec![row], access.moderated()).await?;
+    let mut views = views::build(&state.store, vec![row], access.moderated()).await?;
+    views::hide_statuses(&mut views, &crate::accounts::privacy::blockers_of(&state.store, access.user_id).await?);
     let view = views.first().ok_or(AppError::NotFound)?;
     Ok(MessageFragment { m: view }.render()?)
 }
@@ -298,7 +304,8 @@ pub async fn pins(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let access = require(&state.store, user.id, id).await?;
     let members = store::members(&state.store, id).await?;
     let rows = message_store::pinned(&state.store, id).await?;
-    let messages = views::build(&state.store, rows, access.moderated()).await?;
+    let mut messages = views::build(&state.store, rows, access.moderated()).await?;
+    views::hide_statuses(&mut messages, &crate::accounts::privacy::blockers_of(&state.store, user.id).await?);
     let title = conversation_title(&access, &members);
     Ok(PinsPage {
         page: Page::new(format!("Pinned in {title}"), Some(&user)),

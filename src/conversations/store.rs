@@ -9,13 +9,14 @@ use crate::with_db;
 use super::model::Role;
 
 /// Opens the DM between `a` and `b` (the same conversation every time; `a == b` is
-/// the user's "Saved messages").
-pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> {
+/// the user's "Saved messages"). With `request`, `b` is not made a member (unless they
+/// already are one): the DM waits in their message requests until they accept.
+pub async fn open_dm(store: &Store, a: i64, b: i64, request: bool) -> Result<i64, sqlx::Error> {
     let key = format!("{}:{}", a.min(b), a.max(b));
     let now = now_ms();
     with_db!(store, pool => {
         let mut tx = pool.begin_write().await?;
-        let created = sqlx::query(
+        sqlx::query(
             "INSERT INTO conversations (kind, dm_key, created_by, created_at, last_activity_at)
              VALUES ('dm', $1, $2, $3, $3) ON CONFLICT (dm_key) DO NOTHING",
         )
@@ -23,11 +24,14 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
         .bind(a)
         .bind(now)
         .execute(&mut *tx)
-        .await?
-        .rows_affected() > 0;
+        .await?;
         let id: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE dm_key = $1").bind(&key).fetch_one(&mut *tx).await?;
-        for user in [a, b] {
-            sqlx::query(
+        // Whoever becomes a member now gets a `Joined` event (their sidebar and stream
+        // follow it): both on creation, the recipient alone when a request is bypassed later.
+        let mut joined = Vec::new();
+        let members: &[i64] = if request { &[a] } else { &[a, b] };
+        for &user in members {
+            let added = sqlx::query(
                 "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
                  ON CONFLICT (conversation_id, user_id) DO NOTHING",
             )
@@ -35,14 +39,30 @@ pub async fn open_dm(store: &Store, a: i64, b: i64) -> Result<i64, sqlx::Error> 
             .bind(user)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
-        }
-        if created {
-            let mut users = vec![a];
-            if b != a {
-                users.push(b);
+            .await?
+            .rows_affected() > 0;
+            if added && !joined.contains(&user) {
+                joined.push(user);
             }
-            let events: Vec<NewEvent> = users.iter().map(|&u| NewEvent::new(Kind::Joined, id).user(u)).collect();
+        }
+        if request {
+            sqlx::query(
+                "INSERT INTO message_requests (conversation_id, user_id, from_id, created_at)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2)
+                 ON CONFLICT (user_id, conversation_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(b)
+            .bind(a)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // An accepted path: a request that was waiting is answered.
+            sqlx::query("DELETE FROM message_requests WHERE conversation_id = $1 AND user_id = $2").bind(id).bind(b).execute(&mut *tx).await?;
+        }
+        if !joined.is_empty() {
+            let events: Vec<NewEvent> = joined.iter().map(|&u| NewEvent::new(Kind::Joined, id).user(u)).collect();
             (*tx).append_events(&events).await?;
         }
         tx.commit().await?;
@@ -110,6 +130,10 @@ pub struct SidebarRow {
     pub other_id: Option<i64>,
     pub other_presence: Option<String>,
     pub other_last_seen: Option<i64>,
+    pub other_last_seen_audience: Option<String>,
+    pub other_status_emoji: Option<String>,
+    pub other_status_text: Option<String>,
+    pub other_status_expires_at: Option<i64>,
 }
 
 /// The user's DMs and groups (server channels are listed in their server), latest
@@ -140,7 +164,8 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>, channels: 
           lm.body AS last_body, lm.kind AS last_kind, lm.deleted_at AS last_deleted_at,
           ", crate::shown_name_sql!("lu"), " AS last_author, c.last_message_id,
           ", crate::shown_name_sql!("ou"), " AS other_name, ou.id AS other_id,
-          ou.presence AS other_presence, ou.last_seen_at AS other_last_seen
+          ou.presence AS other_presence, ou.last_seen_at AS other_last_seen, ou.last_seen_audience AS other_last_seen_audience,
+          ou.status_emoji AS other_status_emoji, ou.status_text AS other_status_text, ou.status_expires_at AS other_status_expires_at
         FROM members m JOIN conversations c ON c.id = m.conversation_id
         LEFT JOIN messages lm ON lm.id = c.last_message_id
         LEFT JOIN users lu ON lu.id = lm.author_id
@@ -161,11 +186,29 @@ pub struct MemberRow {
     pub last_read_id: i64,
     pub presence: String,
     pub last_seen_at: Option<i64>,
+    pub last_seen_audience: String,
+    pub status_emoji: String,
+    pub status_text: String,
+    pub status_expires_at: Option<i64>,
 }
 
 impl MemberRow {
     pub fn name(&self) -> &str {
         crate::accounts::model::shown_name(&self.display_name, &self.username)
+    }
+
+    /// Their status as a viewer sees it, `None` when they blocked the viewer.
+    pub fn status(&self, blockers: &std::collections::HashSet<i64>) -> crate::accounts::profile::StatusView {
+        if blockers.contains(&self.user_id) {
+            return crate::accounts::profile::StatusView::hidden(self.user_id);
+        }
+        crate::accounts::profile::StatusView::current(self.user_id, &self.status_emoji, &self.status_text, self.status_expires_at)
+    }
+
+    /// Their presence as a viewer who shares this conversation with them sees it.
+    pub fn presence(&self, online: bool, blockers: &std::collections::HashSet<i64>) -> crate::accounts::presence::PresenceView {
+        let shown = crate::accounts::privacy::shown(blockers.contains(&self.user_id), &self.last_seen_audience, true);
+        crate::accounts::presence::view(self.user_id, &self.presence, online, self.last_seen_at, shown)
     }
 
     pub fn role(&self) -> Role {
@@ -175,7 +218,8 @@ impl MemberRow {
 
 /// Members, owner first, then admins, then by how long they have been in.
 pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
-    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at
+    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at,
+                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at
                FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1
                ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, m.joined_at, m.user_id";
     with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).fetch_all(pool).await)
@@ -220,7 +264,8 @@ pub async fn member_count(store: &Store, conversation_id: i64) -> Result<i64, sq
 /// Members other than `author_id` who have read up to `message_id`: the first 21 (what
 /// "Seen by" names) and how many there are in all.
 pub async fn readers(store: &Store, conversation_id: i64, message_id: i64, author_id: i64) -> Result<(Vec<MemberRow>, i64), sqlx::Error> {
-    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at
+    let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at,
+                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at
                FROM members m JOIN users u ON u.id = m.user_id
                WHERE m.conversation_id = $1 AND m.last_read_id >= $2 AND m.user_id <> $3
                ORDER BY m.joined_at, m.user_id LIMIT 21";

@@ -2,7 +2,7 @@
 //! message partial is the same bytes for every viewer: per-viewer touches (own
 //! messages' buttons, mentions of you) come from the page's viewer style.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 
@@ -15,6 +15,8 @@ use super::rendered;
 use super::store::SidebarRow;
 use crate::accounts::presence::{self, PresenceView};
 use crate::files::model::AttachmentView;
+use crate::accounts::privacy;
+use crate::accounts::profile::StatusView;
 
 pub struct ReplyView {
     pub id: i64,
@@ -52,6 +54,8 @@ pub struct MessageView {
     /// Attached pictures (thumbnail grid) and other files (cards), in upload order.
     pub pictures: Vec<AttachmentView>,
     pub files: Vec<AttachmentView>,
+    /// The author's custom status now (empty when none, or hidden from this viewer).
+    pub author_status: StatusView,
 }
 
 /// One message, rendered alone: for htmx responses (and, later, realtime events).
@@ -59,6 +63,13 @@ pub struct MessageView {
 #[template(path = "conversations/_message.html")]
 pub struct MessageFragment<'a> {
     pub m: &'a MessageView,
+}
+
+/// Empties the status in the headers of messages by people who blocked the viewer.
+pub fn hide_statuses(messages: &mut [MessageView], blockers: &HashSet<i64>) {
+    for m in messages.iter_mut().filter(|m| blockers.contains(&m.author_id)) {
+        m.author_status = StatusView::hidden(m.author_id);
+    }
 }
 
 pub fn name_of(row: &MessageRow) -> String {
@@ -141,6 +152,7 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 mentions_attr,
                 pictures: pictures_files.0,
                 files: pictures_files.1,
+                author_status: StatusView::current(row.author_id, &row.status_emoji, &row.status_text, row.status_expires_at),
             }
         })
         .collect())
@@ -156,6 +168,8 @@ pub struct SidebarItem {
     pub active: bool,
     /// The other person's presence, in DMs.
     pub presence: Option<PresenceView>,
+    /// The other person's custom status, in DMs.
+    pub status: Option<StatusView>,
 }
 
 /// A sidebar entry's unread and mention counts: per viewer, so streams render them
@@ -204,15 +218,27 @@ pub fn preview(message_id: i64, body: Option<&str>, kind: Option<&str>, deleted:
     }
 }
 
-/// Sidebar entries; `online` says which DM partners hold a live stream.
-pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn(i64) -> bool) -> Vec<SidebarItem> {
+/// Sidebar entries; `online` says which DM partners hold a live stream, `blockers`
+/// who blocked the viewer (their presence and status stay hidden).
+pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn(i64) -> bool, blockers: &HashSet<i64>) -> Vec<SidebarItem> {
     rows.into_iter()
         .map(|row| SidebarItem {
             id: row.id,
             title: title(&row.kind, &row.name, row.other_name.as_deref()),
             preview: preview(row.last_message_id, row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),
             presence: row.other_id.map(|other| {
-                presence::view(other, row.other_presence.as_deref().unwrap_or("online"), online(other), row.other_last_seen)
+                // A DM partner shares the conversation: in the circle.
+                let shown = privacy::shown(blockers.contains(&other), row.other_last_seen_audience.as_deref().unwrap_or(""), true);
+                presence::view(other, row.other_presence.as_deref().unwrap_or("online"), online(other), row.other_last_seen, shown)
+            }),
+            status: row.other_id.map(|other| match blockers.contains(&other) {
+                true => StatusView::hidden(other),
+                false => StatusView::current(
+                    other,
+                    row.other_status_emoji.as_deref().unwrap_or(""),
+                    row.other_status_text.as_deref().unwrap_or(""),
+                    row.other_status_expires_at,
+                ),
             }),
             kind: row.kind,
             // The open conversation shows no badge: its reader is looking at it (the
@@ -268,6 +294,8 @@ pub fn seen_by(conversation_id: i64, dm: bool, author_id: i64, readers: &[super:
 pub struct Sidebar {
     pub items: Vec<SidebarItem>,
     pub rail: Vec<crate::servers::nav::RailItem>,
+    /// Message requests waiting for the viewer (the "Message requests" link's count).
+    pub requests: i64,
 }
 
 impl<'a> IntoIterator for &'a Sidebar {
@@ -282,8 +310,10 @@ pub async fn sidebar_for(state: &crate::state::AppState, user_id: i64, active: O
     let rows = super::store::sidebar(&state.store, user_id).await?;
     let others: Vec<i64> = rows.iter().filter_map(|r| r.other_id).collect();
     let online = state.realtime.online_among(&others).await;
+    let blockers = privacy::blockers_of(&state.store, user_id).await?;
     Ok(Sidebar {
-        items: sidebar_items(rows, active, &|user| online.contains(&user)),
+        items: sidebar_items(rows, active, &|user| online.contains(&user), &blockers),
         rail: crate::servers::nav::rail(&state.store, user_id, None).await?,
+        requests: super::request_store::waiting(&state.store, user_id).await?,
     })
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use askama::Template;
 
+use crate::accounts::profile::{StatusFragment, StatusView};
 use crate::store::Store;
 use bus::Bus;
 use delivery::{Delivery, frame};
@@ -96,28 +97,34 @@ impl Realtime {
         users.iter().copied().filter(|u| leaving.contains(u)).collect()
     }
 
-    /// A user's presence as others see it now.
-    pub async fn presence_of(&self, store: &Store, user_id: i64) -> Result<presence::PresenceView, sqlx::Error> {
-        let (status, last_seen) = presence::status_of(store, user_id).await?;
-        let online = self.online_among(&[user_id]).await.contains(&user_id);
-        Ok(presence::view(user_id, &status, online, last_seen))
-    }
-
     /// Tells everyone who shares a conversation with the user (on this instance) what
-    /// their presence is now; with `everywhere`, other instances too.
+    /// their presence and custom status are now; with `everywhere`, other instances
+    /// too (they read both fresh from the database). Whoever the user blocked is told
+    /// they are offline with no status; "last seen" follows the user's choice.
     pub async fn announce_presence(&self, store: &Store, user_id: i64, everywhere: bool) {
         if everywhere && let Some(bus) = &self.bus {
             bus.publish_presence(user_id).await;
         }
-        let Ok(view) = self.presence_of(store, user_id).await else { return };
         let Ok(conversations) = presence::watched_in(store, user_id).await else { return };
         let local = self.hub.connected_in(&conversations);
         if local.is_empty() {
             return;
         }
-        let Ok(html) = presence::PresenceFragment { p: view }.render() else { return };
-        let Ok(html) = swap::place(swap::Op::Each(&format!(".presence-{user_id}")), &html) else { return };
-        self.hub.send_to(&local, Arc::new(Delivery::ephemeral(0, frame(None, &html))));
+        let Ok(Some(person)) = crate::accounts::profile::by_id(store, user_id).await else { return };
+        let Ok(blocked) = crate::accounts::privacy::blocked_by(store, user_id).await else { return };
+        let online = self.online_among(&[user_id]).await.contains(&user_id);
+        let (hidden, open): (Vec<i64>, Vec<i64>) = local.into_iter().partition(|w| blocked.contains(w));
+        // Watchers share a conversation with the user, so they are in the circle.
+        let open_shown = crate::accounts::privacy::shown(false, &person.last_seen_audience, true);
+        for (viewers, shown) in [(open, open_shown), (hidden, presence::Shown::Nothing)] {
+            if viewers.is_empty() {
+                continue;
+            }
+            let view = presence::view(user_id, &person.presence, online, person.last_seen_at, shown);
+            let status = if shown == presence::Shown::Nothing { StatusView::hidden(user_id) } else { person.status() };
+            let Ok(html) = announcement(view, &status) else { return };
+            self.hub.send_to(&viewers, Arc::new(Delivery::ephemeral(0, frame(None, &html))));
+        }
     }
 
     /// A user's first stream on this instance opened.
@@ -189,6 +196,15 @@ impl Realtime {
             bus.publish_revoke(device_ids).await;
         }
     }
+}
+
+/// A person's presence dot and status, placed wherever the page shows them.
+fn announcement(view: presence::PresenceView, status: &StatusView) -> askama::Result<String> {
+    let user_id = view.user_id;
+    let mut html = String::new();
+    swap::place_into(&mut html, swap::Op::Each(&format!(".presence-{user_id}")), &presence::PresenceFragment { p: view }.render()?)?;
+    swap::place_into(&mut html, swap::Op::Each(&format!(".status-{user_id}")), &StatusFragment { s: status }.render()?)?;
+    Ok(html)
 }
 
 /// Follows the log and hands events to the hub in id order.

@@ -87,7 +87,16 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
                 (r.id, views::preview(r.id, Some(&r.body), Some(&r.kind), r.deleted_at.is_some(), Some(&author)))
             })
             .collect();
-        for view in views::build(store, rows, group).await? {
+        let mut built = views::build(store, rows, group).await?;
+        // The frame is the same for every member, so the status of an author who
+        // blocked one of them stays out of it (the page shows it to everyone else).
+        let authors: Vec<(i64, i64)> =
+            built.iter().filter(|v| v.author_status.is_set()).map(|v| (v.author_id, v.conversation_id)).collect();
+        let blockers = crate::accounts::privacy::blockers_among_members(store, &authors).await?;
+        for view in built.iter_mut().filter(|v| blockers.contains(&(v.author_id, v.conversation_id))) {
+            view.author_status = crate::accounts::profile::StatusView::hidden(view.author_id);
+        }
+        for view in built {
             let html = MessageFragment { m: &view }.render()?;
             let preview = previews.remove(&view.id).unwrap_or_default();
             messages.insert(view.id, (view, html, preview));

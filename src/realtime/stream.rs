@@ -265,17 +265,11 @@ impl Stream {
                     self.queue.push_back(frame(None, &place(Op::Replace, &html)?));
                 }
                 Kind::Joined => {
-                    if let Some(row) = Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
-                        self.badges.insert(c, Badge { unread: row.unread, mentioned: row.mentioned, last_message_id: row.last_message_id });
-                        // A server channel is listed in its server, not in the DM list.
-                        if !matches!(row.kind.as_str(), "text" | "voice") {
-                            let others: Vec<i64> = row.other_id.into_iter().collect();
-                            let online = Box::pin(self.realtime.online_among(&others)).await;
-                            let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u));
-                            if let Some(item) = items.first() {
-                                let html = SidebarItemFragment { c: item }.render()?;
-                                self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
-                            }
+                    // One boxed step: the row is never held in the stream's own future.
+                    if let Some((badge, html)) = Box::pin(joined(&self.store, &self.realtime, me, c)).await? {
+                        self.badges.insert(c, badge);
+                        if let Some(html) = html {
+                            self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
                         }
                     }
                 }
@@ -315,6 +309,23 @@ struct TypingView {
 #[template(path = "conversations/_typing.html")]
 struct TypingFragment {
     t: TypingView,
+}
+
+/// A conversation `me` just joined: its badge, and its sidebar entry as they see it
+/// (the DM partner's presence and status as they allow; none for a server channel,
+/// which is listed in its server).
+async fn joined(store: &Store, realtime: &Realtime, me: i64, c: i64) -> AppResult<Option<(Badge, Option<String>)>> {
+    let Some(row) = conversation_store::sidebar_row(store, me, c).await? else { return Ok(None) };
+    let badge = Badge { unread: row.unread, mentioned: row.mentioned, last_message_id: row.last_message_id };
+    if matches!(row.kind.as_str(), "text" | "voice") {
+        return Ok(Some((badge, None)));
+    }
+    let others: Vec<i64> = row.other_id.into_iter().collect();
+    let online = realtime.online_among(&others).await;
+    let blockers = crate::accounts::privacy::blockers_of(store, me).await?;
+    let items = views::sidebar_items(vec![row], None, &|u| online.contains(&u), &blockers);
+    let html = items.first().map(|item| SidebarItemFragment { c: item }.render()).transpose()?;
+    Ok(Some((badge, html)))
 }
 
 #[cfg(test)]

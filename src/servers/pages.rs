@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::accounts::CurrentUser;
 use crate::accounts::presence::{self, PresenceView};
+use crate::accounts::profile::StatusView;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::Form;
@@ -68,6 +69,7 @@ pub struct MemberItem {
     pub owner: bool,
     pub timed_out: bool,
     pub presence: PresenceView,
+    pub status: StatusView,
     /// The member's highest role with a colour, which colours their name.
     pub color_role: Option<i64>,
 }
@@ -94,7 +96,8 @@ fn colored(role: &&context::RoleRow) -> Option<i64> {
 
 /// Members grouped like Discord's member list: under their highest hoisted role, then
 /// "Online" and "Offline" for everyone else.
-async fn member_groups(state: &AppState, access: &ServerAccess) -> AppResult<(Vec<MemberGroup>, usize)> {
+async fn member_groups(state: &AppState, access: &ServerAccess, viewer: i64) -> AppResult<(Vec<MemberGroup>, usize)> {
+    let blockers = crate::accounts::privacy::blockers_of(&state.store, viewer).await?;
     let rows = store::members(&state.store, access.id()).await?;
     let roles = store::member_roles(&state.store, access.id()).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
@@ -107,7 +110,14 @@ async fn member_groups(state: &AppState, access: &ServerAccess) -> AppResult<(Ve
     let count = rows.len();
     let now = crate::store::now_ms();
     for row in rows {
-        let presence = presence::view(row.user_id, &row.presence, online.contains(&row.user_id), row.last_seen_at);
+        // Members of one server are in each other's circle.
+        let blocked = blockers.contains(&row.user_id);
+        let shown = crate::accounts::privacy::shown(blocked, &row.last_seen_audience, true);
+        let presence = presence::view(row.user_id, &row.presence, online.contains(&row.user_id), row.last_seen_at, shown);
+        let status = match blocked {
+            true => StatusView::hidden(row.user_id),
+            false => StatusView::current(row.user_id, &row.status_emoji, &row.status_text, row.status_expires_at),
+        };
         // Roles come highest first, so the first coloured one the member holds wins.
         let color_role = access.shape.roles.iter().filter(|r| roles.contains(&(row.user_id, r.id))).find_map(|r| colored(&r));
         let item = MemberItem {
@@ -115,6 +125,7 @@ async fn member_groups(state: &AppState, access: &ServerAccess) -> AppResult<(Ve
             owner: row.user_id == access.shape.server.owner_id,
             timed_out: row.timeout_until.is_some_and(|t| t > now),
             presence,
+            status,
             row,
         };
         // Roles come highest first, so the first hoisted role the member holds wins.
@@ -134,7 +145,7 @@ async fn member_groups(state: &AppState, access: &ServerAccess) -> AppResult<(Ve
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<ServerHome> {
     let access = context::require(&state.store, user.id, id).await?;
     let shell = shell(&state, &access, None).await?;
-    let (groups, member_count) = member_groups(&state, &access).await?;
+    let (groups, member_count) = member_groups(&state, &access, user.id).await?;
     let mut page = Page::new(access.shape.server.name.clone(), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
     Ok(ServerHome {

@@ -147,6 +147,10 @@ pub struct ServerMemberRow {
     pub display_name: String,
     pub presence: String,
     pub last_seen_at: Option<i64>,
+    pub last_seen_audience: String,
+    pub status_emoji: String,
+    pub status_text: String,
+    pub status_expires_at: Option<i64>,
     pub joined_at: i64,
     pub timeout_until: Option<i64>,
 }
@@ -158,7 +162,7 @@ impl ServerMemberRow {
 }
 
 pub async fn members(store: &Store, server_id: i64) -> Result<Vec<ServerMemberRow>, sqlx::Error> {
-    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, sm.joined_at, sm.timeout_until
+    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until
                FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1
                ORDER BY LOWER(COALESCE(NULLIF(u.display_name, ''), u.username)), u.id LIMIT 1000";
     with_db!(store, pool => sqlx::query_as(sql).bind(server_id).fetch_all(pool).await)

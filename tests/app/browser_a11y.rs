@@ -159,8 +159,27 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
     open(bob, base, &format!("/c/{group}/members"), "members").await;
     check(bob, "members (as a member)", &mut findings).await;
 
+    // The profile form with an error, then a status that shows on the profile card.
+    open(alice, base, "/settings/profile", "profile").await;
+    alice.fill("Status emoji", "not an emoji").await;
+    alice.fill("Status text", "Reviewing").await;
+    alice.button("Save status").await.click().await.expect("click Save status");
+    alice.the_one("(//*[contains(@class,'field-error')])[1]", "the status error").await;
+    check(alice, "profile with an error", &mut findings).await;
+    alice.fill("Status emoji", "☕").await;
+    alice.button("Save status").await.click().await.expect("click Save status");
+    alice.the_one("//*[contains(@class,'flash') and contains(@class,'ok')]", "the status-saved message").await;
+    open(alice, base, "/u/alice", "alice's profile card").await;
+    check(alice, "profile card with a status", &mut findings).await;
     // Settings, with an error and then a success message on the password page.
-    for (page, path) in [("sessions", "/settings/sessions"), ("status", "/settings/status"), ("password", "/settings/password")] {
+    for (page, path) in [
+        ("sessions", "/settings/sessions"),
+        ("status", "/settings/status"),
+        ("profile", "/settings/profile"),
+        ("privacy", "/settings/privacy"),
+        ("message requests", "/requests"),
+        ("password", "/settings/password"),
+    ] {
         open(alice, base, path, page).await;
         check(alice, page, &mut findings).await;
     }

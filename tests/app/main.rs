@@ -17,6 +17,8 @@ mod browser_moderation;
 mod browser_scale;
 mod browser_servers;
 mod operations;
+mod privacy;
+mod profiles;
 mod reactions;
 mod realtime;
 mod scale;
