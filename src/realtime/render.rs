@@ -136,13 +136,18 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
             Kind::Message | Kind::MessageChanged => {
                 if let Some((view, partial, preview)) = event.subject_id.and_then(|id| messages.get(&id)) {
                     place_into(&mut html, Op::Into(&format!("#messages[data-conversation-id='{c}']")), partial)?;
-                    if event.kind == Kind::Message {
+                    // A channel has no sidebar entry and no receipts: its frame is the
+                    // message alone (~160 bytes less for each of thousands of viewers).
+                    let channel = info.get(&c).is_some_and(|c| c.kind == "text");
+                    if event.kind == Kind::Message && !channel {
                         // Nobody but the author has read a message this new.
                         let dm = info.get(&c).is_some_and(|c| c.kind == "dm");
                         let mut sidebar = PreviewFragment { c: SidebarText { id: c, title: "", preview } }.render()?;
                         SeenFragment { seen: views::seen(c, dm, None, &[]) }.render_into(&mut sidebar)?;
                         place_into(&mut html, Op::Replace, &sidebar)?;
                         place_into(&mut html, Op::Top(&format!("sidebar-{c}")), "")?;
+                    }
+                    if event.kind == Kind::Message {
                         facts = Some(MessageFacts {
                             author_id: view.author_id,
                             counts: !view.system && !view.deleted,

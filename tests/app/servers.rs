@@ -296,6 +296,9 @@ async fn a_deleted_channel_leaves_every_open_stream(app: TestApp) {
     let mut saw_message = false;
     while let Some(event) = stream.next(Duration::from_secs(3)).await {
         if event.data.contains("breaking") {
+            // A channel has no sidebar entry or receipts: the frame is the message alone.
+            assert!(!event.data.contains(&format!("preview-{news}")), "no sidebar preview in a channel's frame: {}", event.data);
+            assert!(!event.data.contains("Seen"), "no receipts in a channel's frame: {}", event.data);
             saw_message = true;
             break;
         }
