@@ -110,7 +110,13 @@ pub async fn render_page(
     // community, and nothing on a channel page needs it.
     let members = if access.is_channel() { Vec::new() } else { store::members(&state.store, id).await? };
     let mut messages = views::build(&state.store, page.messages, access.moderated()).await?;
-    let blockers = crate::accounts::privacy::blockers_of(&state.store, user.id).await?;
+    // Who blocked the viewer matters only for statuses shown here (a DM partner's, or
+    // authors'): most channel pages have none and skip the query.
+    let blockers = if access.is_dm() || messages.iter().any(|m| m.author_status.is_set()) {
+        crate::accounts::privacy::blockers_of(&state.store, user.id).await?
+    } else {
+        Default::default()
+    };
     views::hide_statuses(&mut messages, &blockers);
 
     let mut unread_divider = 0;
