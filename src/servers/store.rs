@@ -153,16 +153,22 @@ pub struct ServerMemberRow {
     pub status_expires_at: Option<i64>,
     pub joined_at: i64,
     pub timeout_until: Option<i64>,
+    pub avatar_key: Option<String>,
 }
 
 impl ServerMemberRow {
     pub fn name(&self) -> &str {
         crate::accounts::model::shown_name(&self.display_name, &self.username)
     }
+
+    /// Their face (avatars are not hidden from blockers: names are not either).
+    pub fn avatar(&self) -> crate::accounts::profile::AvatarView {
+        crate::accounts::profile::AvatarView::new(self.user_id, self.name(), self.avatar_key.as_deref())
+    }
 }
 
 pub async fn members(store: &Store, server_id: i64) -> Result<Vec<ServerMemberRow>, sqlx::Error> {
-    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until
+    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until, u.avatar_key
                FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1
                ORDER BY LOWER(COALESCE(NULLIF(u.display_name, ''), u.username)), u.id LIMIT 1000";
     with_db!(store, pool => sqlx::query_as(sql).bind(server_id).fetch_all(pool).await)
