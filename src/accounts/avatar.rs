@@ -145,7 +145,11 @@ pub async fn serve(State(state): State<AppState>, _user: CurrentUser, headers: H
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, base).into_response());
     }
-    let object = state.files.get(&key, None).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    // Replaced between the check and here: gone, not a failure.
+    let object = state.files.get(&key, None).await.map_err(|e| match e {
+        crate::files::storage::StorageError::Store(object_store::Error::NotFound { .. }) => AppError::NotFound,
+        other => AppError::Internal(other.to_string()),
+    })?;
     base.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(object.meta.size));
     let body = Body::from_stream(object.into_stream().map_err(std::io::Error::other));

@@ -102,6 +102,7 @@ pub struct RailRow {
     pub name: String,
     pub unread: i64,
     pub mentioned: i64,
+    pub icon_key: Option<String>,
 }
 
 /// The servers a user is in, oldest membership first, with whether any channel they
@@ -112,7 +113,7 @@ pub async fn rail(store: &Store, user_id: i64) -> Result<Vec<RailRow>, sqlx::Err
               WHERE m.user_id = $1 AND c.server_id = s.id AND c.last_message_id > m.last_read_id) AS unread,
           (SELECT COUNT(*) FROM members m JOIN conversations c ON c.id = m.conversation_id
               JOIN mentions n ON n.user_id = $1 AND n.conversation_id = c.id AND n.message_id > m.last_read_id
-              WHERE m.user_id = $1 AND c.server_id = s.id) AS mentioned
+              WHERE m.user_id = $1 AND c.server_id = s.id) AS mentioned, s.icon_key
         FROM server_members sm JOIN servers s ON s.id = sm.server_id
         WHERE sm.user_id = $1 ORDER BY sm.joined_at, s.id";
     with_db!(store, pool => sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)

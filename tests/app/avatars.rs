@@ -60,7 +60,8 @@ async fn alices_avatar_reaches_bob_everywhere_her_name_is_and_live(app: TestApp)
     assert_eq!(src, live);
     assert!(article.contains("width=\"32\" height=\"32\" alt=\"\" loading=\"lazy\""), "{article}");
     let members = bob.get(&format!("/c/{group}/members")).await.body;
-    assert_eq!(avatar_src(&members, alice_id).as_deref(), Some(src.as_str()));
+    let list = element(&members, "<ul class=\"members\">", "</ul>");
+    assert_eq!(avatar_src(list, alice_id).as_deref(), Some(src.as_str()), "{list}");
     assert_eq!(avatar_src(&bob.get("/u/alice").await.body, alice_id).as_deref(), Some(src.as_str()));
 
     // Served square, as PNG we wrote, cacheable for good (the key changes with the picture).
@@ -119,7 +120,48 @@ async fn a_file_that_is_not_a_picture_is_refused_and_removing_brings_back_initia
     assert_eq!(download(&app, &bob, &src, &[]).await.0, StatusCode::NOT_FOUND);
 }
 
+/// The rail entry of `server` on a page.
+fn rail_entry(page: &str, server: i64) -> &str {
+    element(page, &format!("<li><a href=\"/s/{server}\" class=\"rail-item"), "</li>")
+}
+
+async fn a_server_icon_shows_in_the_rail_and_only_managers_set_it(app: TestApp) {
+    let mut alice = app.client();
+    alice.register("alice").await;
+    let server = crate::servers::create_server(&mut alice, "Rustaceans").await;
+    let code = crate::servers::invite(&mut alice, server, "10080", "0").await;
+    let mut bob = app.client();
+    bob.register("bob").await;
+    bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{server}"));
+    let rail = bob.get("/").await.body;
+    assert!(rail_entry(&rail, server).contains("<span aria-hidden=\"true\">R</span>"), "{rail}");
+
+    // Bob may not (no MANAGE_SERVER); a text file is refused with why; a picture is taken.
+    let icon = |bytes: &[u8]| multipart(&[], &[("icon.png", "image/png", bytes)]);
+    let response = bob.post_raw(&format!("/s/{server}/icon"), icon(&wide_png()), &multipart_type()).await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    let response = alice.post_raw(&format!("/s/{server}/icon"), icon(b"plain words"), &multipart_type()).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.body.contains("That file is not a picture we can use"), "{}", response.body);
+    let response = alice.post_raw(&format!("/s/{server}/icon"), icon(&wide_png()), &multipart_type()).await;
+    response.assert_redirect(&format!("/s/{server}/settings"));
+
+    let rail = bob.get("/").await.body;
+    let entry = rail_entry(&rail, server);
+    assert!(entry.contains("<img class=\"rail-icon\" src=\"/avatars/") && entry.contains("<span class=\"visually-hidden\">Rustaceans"), "{entry}");
+    let src = entry.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("src");
+    let (status, _, bytes) = download(&app, &bob, src, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let square = image::load_from_memory(&bytes).expect("decodes");
+    assert_eq!(square.width(), square.height());
+
+    alice.post(&format!("/s/{server}/icon/remove"), &[]).await.assert_redirect(&format!("/s/{server}/settings"));
+    assert!(!rail_entry(&bob.get("/").await.body, server).contains("<img"));
+    assert_eq!(download(&app, &bob, src, &[]).await.0, StatusCode::NOT_FOUND);
+}
+
 crate::on_both_backends!(
     alices_avatar_reaches_bob_everywhere_her_name_is_and_live,
     a_file_that_is_not_a_picture_is_refused_and_removing_brings_back_initials,
+    a_server_icon_shows_in_the_rail_and_only_managers_set_it,
 );
