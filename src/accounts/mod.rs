@@ -2,6 +2,7 @@
 //! password changes, profiles, privacy and blocking.
 
 mod auth;
+pub mod avatar;
 mod current;
 pub mod device_cache;
 mod devices;
@@ -39,6 +40,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/settings/sessions/revoke-others", write(post(devices::revoke_others)))
         .route("/settings/password", get(settings::password_page).merge(write(post(settings::change_password))))
         .route("/settings/profile", get(profile_settings::show_profile).merge(write(post(profile_settings::save_profile))))
+        .route("/settings/profile/avatar", write(post(avatar::upload)).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/settings/profile/avatar/remove", write(post(avatar::remove)))
+        .route("/avatars/{key}", get(avatar::serve))
         .route("/settings/profile/status", write(post(profile_settings::save_status)))
         .route("/settings/privacy", get(profile_settings::show_privacy).merge(write(post(profile_settings::save_privacy))))
         .route("/u/{username}/block", write(post(profile_settings::block)))

@@ -135,6 +135,37 @@ pub struct StatusFragment<'a> {
     pub s: &'a StatusView,
 }
 
+/// A face beside a name: the avatar when one is set, else the name's initials in a
+/// circle coloured by the user id. Decorative (`alt=""`, `aria-hidden`): the name is
+/// always written beside it, so it adds nothing for a screen reader.
+#[derive(Clone, Debug, Default)]
+pub struct AvatarView {
+    pub user_id: i64,
+    pub initials: String,
+    /// One of eight colours, so a fallback is told apart at a glance.
+    pub hue: i64,
+    pub url: Option<String>,
+}
+
+impl AvatarView {
+    pub fn new(user_id: i64, name: &str, avatar_key: Option<&str>) -> AvatarView {
+        AvatarView {
+            user_id,
+            initials: crate::servers::nav::initials(name),
+            hue: user_id.rem_euclid(8),
+            url: avatar_key.map(super::avatar::url),
+        }
+    }
+}
+
+/// The avatar slot, the same partial wherever a person's face is shown: live updates
+/// replace every `.avatar-ID` with it.
+#[derive(Template)]
+#[template(path = "accounts/_avatar.html")]
+pub struct AvatarFragment<'a> {
+    pub a: &'a AvatarView,
+}
+
 /// The columns a status is read from, for `users` under `alias`, as a `concat!` literal.
 #[macro_export]
 macro_rules! status_sql {
@@ -157,11 +188,16 @@ pub struct ProfileRow {
     pub presence: String,
     pub last_seen_at: Option<i64>,
     pub last_seen_audience: String,
+    pub avatar_key: Option<String>,
 }
 
 impl ProfileRow {
     pub fn name(&self) -> &str {
         super::model::shown_name(&self.display_name, &self.username)
+    }
+
+    pub fn avatar(&self) -> AvatarView {
+        AvatarView::new(self.id, self.name(), self.avatar_key.as_deref())
     }
 
     pub fn status(&self) -> StatusView {
@@ -170,7 +206,7 @@ impl ProfileRow {
 }
 
 const PROFILE: &str = concat!("SELECT id, username, display_name, bio, pronouns, ", status_sql!("users"), ",
-    presence, last_seen_at, last_seen_audience FROM users");
+    presence, last_seen_at, last_seen_audience, avatar_key FROM users");
 
 pub async fn by_username(store: &Store, username: &str) -> Result<Option<ProfileRow>, sqlx::Error> {
     let sql = format!("{PROFILE} WHERE username = $1");

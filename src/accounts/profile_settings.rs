@@ -49,6 +49,8 @@ pub struct ProfilePage {
     username: String,
     profile: ProfileInput,
     status: StatusInput,
+    /// The current avatar (initials when none).
+    avatar_view: super::profile::AvatarView,
     /// "until …" of the status in force, if any.
     status_until: String,
     errors: Vec<(&'static str, String)>,
@@ -72,6 +74,7 @@ async fn profile_page(state: &AppState, user: &CurrentUser) -> AppResult<Profile
     Ok(ProfilePage {
         page: Page::new("Profile", Some(user)),
         username: row.username.clone(),
+        avatar_view: row.avatar(),
         status_until: status.until.clone(),
         profile: ProfileInput { display_name: row.display_name, pronouns: row.pronouns, bio: row.bio },
         status: StatusInput { status_emoji: status.emoji, status_text: status.text, status_expiry: "today".into(), clear: String::new() },
@@ -82,7 +85,7 @@ async fn profile_page(state: &AppState, user: &CurrentUser) -> AppResult<Profile
 
 pub async fn show_profile(State(state): State<AppState>, user: CurrentUser, Query(query): Query<SavedQuery>) -> AppResult<ProfilePage> {
     let mut page = profile_page(&state, &user).await?;
-    page.saved = query.saved.map(|what| if what == "status" { "Your status was saved.".into() } else { "Your profile was saved.".into() });
+    page.saved = query.saved.map(|what| if what == "status" { "Your status was saved.".into() } else if what == "avatar" { "Your avatar was saved.".into() } else { "Your profile was saved.".into() });
     Ok(page)
 }
 
@@ -92,6 +95,11 @@ async fn refused(state: &AppState, user: &CurrentUser, errors: Vec<(&'static str
     keep(&mut page);
     page.errors = errors;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// 422: the avatar was not taken, and why.
+pub(super) async fn refused_avatar(state: &AppState, user: &CurrentUser, why: String) -> AppResult<Response> {
+    refused(state, user, vec![("avatar", why)], |_| ()).await
 }
 
 pub async fn save_profile(State(state): State<AppState>, user: CurrentUser, Form(input): Form<ProfileInput>) -> AppResult<Response> {

@@ -31,12 +31,13 @@ pub struct MessageRow {
     pub status_emoji: String,
     pub status_text: String,
     pub status_expires_at: Option<i64>,
+    pub avatar_key: Option<String>,
 }
 
 const SELECT: &str = concat!("SELECT m.id, m.conversation_id, m.author_id, u.username, u.display_name, m.kind, m.body, m.html,
     m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, m.pinned_at,
     ", crate::shown_name_sql!("ru"), " AS reply_author, r.body AS reply_body, r.deleted_at AS reply_deleted_at,
-    ", crate::status_sql!("u"), "
+    ", crate::status_sql!("u"), ", u.avatar_key
     FROM messages m JOIN users u ON u.id = m.author_id
     LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN users ru ON ru.id = r.author_id");
 

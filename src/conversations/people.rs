@@ -68,6 +68,7 @@ pub struct ProfileCard {
     pub bio: String,
     pub status: StatusView,
     pub presence: PresenceView,
+    pub avatar: crate::accounts::profile::AvatarView,
     pub me: bool,
     /// The viewer blocked this person (the card offers Unblock).
     pub blocked: bool,
@@ -99,6 +100,7 @@ pub async fn profile(State(state): State<AppState>, user: CurrentUser, Path(user
         bio: person.bio.clone(),
         status: if hidden { StatusView::hidden(person.id) } else { person.status() },
         presence: presence::view(person.id, &person.presence, online, person.last_seen_at, shown),
+        avatar: person.avatar(),
         me,
         blocked: !me && privacy::blocks(&state.store, user.id, person.id).await?,
     };

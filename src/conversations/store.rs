@@ -134,6 +134,7 @@ pub struct SidebarRow {
     pub other_status_emoji: Option<String>,
     pub other_status_text: Option<String>,
     pub other_status_expires_at: Option<i64>,
+    pub other_avatar_key: Option<String>,
 }
 
 /// The user's DMs and groups (server channels are listed in their server), latest
@@ -167,7 +168,7 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>, channels: 
           ", crate::shown_name_sql!("lu"), " AS last_author, c.last_message_id,
           ", crate::shown_name_sql!("ou"), " AS other_name, ou.id AS other_id,
           ou.presence AS other_presence, ou.last_seen_at AS other_last_seen, ou.last_seen_audience AS other_last_seen_audience,
-          ou.status_emoji AS other_status_emoji, ou.status_text AS other_status_text, ou.status_expires_at AS other_status_expires_at
+          ou.status_emoji AS other_status_emoji, ou.status_text AS other_status_text, ou.status_expires_at AS other_status_expires_at, ou.avatar_key AS other_avatar_key
         FROM members m JOIN conversations c ON c.id = m.conversation_id
         LEFT JOIN messages lm ON lm.id = c.last_message_id
         LEFT JOIN users lu ON lu.id = lm.author_id
@@ -192,11 +193,17 @@ pub struct MemberRow {
     pub status_emoji: String,
     pub status_text: String,
     pub status_expires_at: Option<i64>,
+    pub avatar_key: Option<String>,
 }
 
 impl MemberRow {
     pub fn name(&self) -> &str {
         crate::accounts::model::shown_name(&self.display_name, &self.username)
+    }
+
+    /// Their face (avatars are not hidden from blockers: names are not either).
+    pub fn avatar(&self) -> crate::accounts::profile::AvatarView {
+        crate::accounts::profile::AvatarView::new(self.user_id, self.name(), self.avatar_key.as_deref())
     }
 
     /// Their status as a viewer sees it, `None` when they blocked the viewer.
@@ -221,7 +228,7 @@ impl MemberRow {
 /// Members, owner first, then admins, then by how long they have been in.
 pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
     let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at,
-                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at
+                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, u.avatar_key
                FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1
                ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, m.joined_at, m.user_id";
     with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).fetch_all(pool).await)
@@ -267,7 +274,7 @@ pub async fn member_count(store: &Store, conversation_id: i64) -> Result<i64, sq
 /// "Seen by" names) and how many there are in all.
 pub async fn readers(store: &Store, conversation_id: i64, message_id: i64, author_id: i64) -> Result<(Vec<MemberRow>, i64), sqlx::Error> {
     let sql = "SELECT m.user_id, u.username, u.display_name, m.role, m.joined_at, m.last_read_id, u.presence, u.last_seen_at,
-                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at
+                      u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, u.avatar_key
                FROM members m JOIN users u ON u.id = m.user_id
                WHERE m.conversation_id = $1 AND m.last_read_id >= $2 AND m.user_id <> $3
                ORDER BY m.joined_at, m.user_id LIMIT 21";

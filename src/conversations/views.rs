@@ -56,6 +56,7 @@ pub struct MessageView {
     pub files: Vec<AttachmentView>,
     /// The author's custom status now (empty when none, or hidden from this viewer).
     pub author_status: StatusView,
+    pub author_avatar: crate::accounts::profile::AvatarView,
 }
 
 /// One message, rendered alone: for htmx responses (and, later, realtime events).
@@ -153,6 +154,7 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 pictures: pictures_files.0,
                 files: pictures_files.1,
                 author_status: StatusView::current(row.author_id, &row.status_emoji, &row.status_text, row.status_expires_at),
+                author_avatar: crate::accounts::profile::AvatarView::new(row.author_id, &name_of(&row), row.avatar_key.as_deref()),
             }
         })
         .collect())
@@ -168,6 +170,8 @@ pub struct SidebarItem {
     pub active: bool,
     /// The other person's presence, in DMs.
     pub presence: Option<PresenceView>,
+    /// The other person's face, in DMs.
+    pub avatar: Option<crate::accounts::profile::AvatarView>,
     /// The other person's custom status, in DMs.
     pub status: Option<StatusView>,
 }
@@ -226,6 +230,9 @@ pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn
             id: row.id,
             title: title(&row.kind, &row.name, row.other_name.as_deref()),
             preview: preview(row.last_message_id, row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),
+            avatar: row.other_id.map(|other| {
+                crate::accounts::profile::AvatarView::new(other, row.other_name.as_deref().unwrap_or(""), row.other_avatar_key.as_deref())
+            }),
             presence: row.other_id.map(|other| {
                 // A DM partner shares the conversation: in the circle.
                 let shown = privacy::shown(blockers.contains(&other), row.other_last_seen_audience.as_deref().unwrap_or(""), true);

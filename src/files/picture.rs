@@ -71,6 +71,34 @@ pub async fn process(bytes: Bytes, raster: Raster) -> Result<Picture, String> {
 
 /// JPEG stays JPEG; the rest become PNG (lossless; a GIF keeps its first frame).
 pub fn reencode(bytes: &[u8], raster: Raster) -> Result<Picture, String> {
+    let image = decode(bytes, raster)?;
+    let (width, height) = (image.width(), image.height());
+    let thumb = if width > THUMB_SIZE || height > THUMB_SIZE { image.thumbnail(THUMB_SIZE, THUMB_SIZE) } else { image.clone() };
+    let (full, full_type) = encode(image, raster)?;
+    let (thumb, thumb_type) = encode(thumb, raster)?;
+    Ok(Picture { full, full_type, thumb, thumb_type, width, height })
+}
+
+/// Side of an avatar or server icon, in pixels (shown at 32–96 CSS px, so sharp at 2×).
+pub const SQUARE_SIZE: u32 = 256;
+
+/// An avatar or icon: decoded like any picture (orientation applied, metadata gone),
+/// its centre square cut out and scaled to `SQUARE_SIZE`, written as PNG. Off the runtime.
+pub async fn square(bytes: Bytes, raster: Raster) -> Result<Bytes, String> {
+    let _permit = DECODES.acquire().await.map_err(|_| "shutting down".to_string())?;
+    tokio::task::spawn_blocking(move || square_now(&bytes, raster)).await.map_err(|e| e.to_string())?
+}
+
+pub fn square_now(bytes: &[u8], raster: Raster) -> Result<Bytes, String> {
+    let image = decode(bytes, raster)?;
+    let side = image.width().min(image.height());
+    let (x, y) = ((image.width() - side) / 2, (image.height() - side) / 2);
+    let cropped = image.crop_imm(x, y, side, side);
+    let scaled = if side > SQUARE_SIZE { cropped.resize_exact(SQUARE_SIZE, SQUARE_SIZE, image::imageops::FilterType::Lanczos3) } else { cropped };
+    Ok(encode(scaled, Raster::Png)?.0)
+}
+
+fn decode(bytes: &[u8], raster: Raster) -> Result<DynamicImage, String> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), raster.format());
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -81,11 +109,7 @@ pub fn reencode(bytes: &[u8], raster: Raster) -> Result<Picture, String> {
     let orientation = decoder.orientation().map_err(|e| e.to_string())?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     image.apply_orientation(orientation);
-    let (width, height) = (image.width(), image.height());
-    let thumb = if width > THUMB_SIZE || height > THUMB_SIZE { image.thumbnail(THUMB_SIZE, THUMB_SIZE) } else { image.clone() };
-    let (full, full_type) = encode(image, raster)?;
-    let (thumb, thumb_type) = encode(thumb, raster)?;
-    Ok(Picture { full, full_type, thumb, thumb_type, width, height })
+    Ok(image)
 }
 
 fn encode(image: DynamicImage, raster: Raster) -> Result<(Bytes, &'static str), String> {
@@ -116,6 +140,15 @@ mod tests {
         assert_eq!((picture.width, picture.height), (300, 900));
         let thumb = image::load_from_memory(&picture.thumb).expect("thumb decodes");
         assert_eq!((thumb.width(), thumb.height()), (133, 400));
+    }
+
+    #[test]
+    fn an_avatar_is_the_centre_square() {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(900, 300, image::Rgb([200, 10, 10])));
+        let mut png = Vec::new();
+        image.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).expect("png");
+        let square = image::load_from_memory(&square_now(&png, Raster::Png).expect("square")).expect("decodes");
+        assert_eq!((square.width(), square.height()), (SQUARE_SIZE, SQUARE_SIZE));
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl Realtime {
             }
             let view = presence::view(user_id, &person.presence, online, person.last_seen_at, shown);
             let status = if shown == presence::Shown::Nothing { StatusView::hidden(user_id) } else { person.status() };
-            let Ok(html) = announcement(view, &status) else { return };
+            let Ok(html) = announcement(view, &status, &person.avatar()) else { return };
             self.hub.send_to(&viewers, Arc::new(Delivery::ephemeral(0, frame(None, &html))));
         }
     }
@@ -199,11 +199,14 @@ impl Realtime {
 }
 
 /// A person's presence dot and status, placed wherever the page shows them.
-fn announcement(view: presence::PresenceView, status: &StatusView) -> askama::Result<String> {
+fn announcement(view: presence::PresenceView, status: &StatusView, avatar: &crate::accounts::profile::AvatarView) -> askama::Result<String> {
     let user_id = view.user_id;
     let mut html = String::new();
     swap::place_into(&mut html, swap::Op::Each(&format!(".presence-{user_id}")), &presence::PresenceFragment { p: view }.render()?)?;
     swap::place_into(&mut html, swap::Op::Each(&format!(".status-{user_id}")), &StatusFragment { s: status }.render()?)?;
+    // Faces are not hidden from blockers (names are not either), so both get the same.
+    let face = crate::accounts::profile::AvatarFragment { a: avatar }.render()?;
+    swap::place_into(&mut html, swap::Op::Each(&format!(".avatar-{user_id}")), &face)?;
     Ok(html)
 }
 

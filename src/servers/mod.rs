@@ -10,6 +10,7 @@ pub mod channel_store;
 mod channels;
 pub mod context;
 pub mod invite_store;
+mod icon;
 mod invites;
 mod members;
 pub mod mentions;
@@ -39,6 +40,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/servers", create(post(pages::create)))
         .route("/s/{id}", get(pages::show))
         .route("/s/{id}/settings", get(pages::settings).merge(write(post(pages::update))))
+        .route("/s/{id}/icon", write(post(icon::upload)).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/s/{id}/icon/remove", write(post(icon::remove)))
         .route("/s/{id}/delete", write(post(pages::delete)))
         .route("/s/{id}/transfer", write(post(pages::transfer)))
         .route("/s/{id}/leave", write(post(pages::leave)))

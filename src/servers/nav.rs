@@ -14,6 +14,8 @@ pub struct RailItem {
     pub name: String,
     /// Up to two letters standing for the server in the rail.
     pub initials: String,
+    /// The icon's URL, shown instead of the initials.
+    pub icon: Option<String>,
     pub unread: bool,
     pub mentioned: i64,
     pub active: bool,
@@ -70,6 +72,7 @@ pub async fn rail(store: &Store, user_id: i64, active: Option<i64>) -> AppResult
         .into_iter()
         .map(|row| RailItem {
             initials: initials(&row.name),
+            icon: row.icon_key.as_deref().map(crate::accounts::avatar::url),
             active: active == Some(row.id),
             unread: row.unread > 0,
             mentioned: row.mentioned,

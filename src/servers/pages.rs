@@ -193,9 +193,12 @@ pub struct SettingsPage {
     transfer_error: Option<String>,
     confirm: String,
     transfer_to: String,
+    /// The icon's URL, if it has one, and why an upload was refused.
+    icon: Option<String>,
+    pub(super) icon_error: Option<String>,
 }
 
-async fn settings_page(state: &AppState, user: &CurrentUser, access: &ServerAccess) -> AppResult<SettingsPage> {
+pub(super) async fn settings_page(state: &AppState, user: &CurrentUser, access: &ServerAccess) -> AppResult<SettingsPage> {
     let shell = shell(state, access, None).await?;
     Ok(SettingsPage {
         page: Page::new(format!("Settings · {}", access.shape.server.name), Some(user)),
@@ -214,6 +217,8 @@ async fn settings_page(state: &AppState, user: &CurrentUser, access: &ServerAcce
         transfer_error: None,
         confirm: String::new(),
         transfer_to: String::new(),
+        icon: super::icon::key_of(&state.store, access.id()).await?.as_deref().map(crate::accounts::avatar::url),
+        icon_error: None,
     })
 }
 

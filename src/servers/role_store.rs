@@ -21,7 +21,7 @@ pub struct RoleValues {
 
 /// One member of the server, if they are one.
 pub async fn member(store: &Store, server_id: i64, user_id: i64) -> Result<Option<ServerMemberRow>, sqlx::Error> {
-    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until
+    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until, u.avatar_key
                FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1 AND sm.user_id = $2";
     with_db!(store, pool => sqlx::query_as(sql).bind(server_id).bind(user_id).fetch_optional(pool).await)
 }

@@ -102,6 +102,7 @@ pub struct RailRow {
     pub name: String,
     pub unread: i64,
     pub mentioned: i64,
+    pub icon_key: Option<String>,
 }
 
 /// The servers a user is in, oldest membership first, with whether any channel they
@@ -112,7 +113,7 @@ pub async fn rail(store: &Store, user_id: i64) -> Result<Vec<RailRow>, sqlx::Err
               WHERE m.user_id = $1 AND c.server_id = s.id AND c.last_message_id > m.last_read_id) AS unread,
           (SELECT COUNT(*) FROM members m JOIN conversations c ON c.id = m.conversation_id
               JOIN mentions n ON n.user_id = $1 AND n.conversation_id = c.id AND n.message_id > m.last_read_id
-              WHERE m.user_id = $1 AND c.server_id = s.id) AS mentioned
+              WHERE m.user_id = $1 AND c.server_id = s.id) AS mentioned, s.icon_key
         FROM server_members sm JOIN servers s ON s.id = sm.server_id
         WHERE sm.user_id = $1 ORDER BY sm.joined_at, s.id";
     with_db!(store, pool => sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)
@@ -153,16 +154,22 @@ pub struct ServerMemberRow {
     pub status_expires_at: Option<i64>,
     pub joined_at: i64,
     pub timeout_until: Option<i64>,
+    pub avatar_key: Option<String>,
 }
 
 impl ServerMemberRow {
     pub fn name(&self) -> &str {
         crate::accounts::model::shown_name(&self.display_name, &self.username)
     }
+
+    /// Their face (avatars are not hidden from blockers: names are not either).
+    pub fn avatar(&self) -> crate::accounts::profile::AvatarView {
+        crate::accounts::profile::AvatarView::new(self.user_id, self.name(), self.avatar_key.as_deref())
+    }
 }
 
 pub async fn members(store: &Store, server_id: i64) -> Result<Vec<ServerMemberRow>, sqlx::Error> {
-    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until
+    let sql = "SELECT sm.user_id, u.username, u.display_name, u.presence, u.last_seen_at, u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, sm.joined_at, sm.timeout_until, u.avatar_key
                FROM server_members sm JOIN users u ON u.id = sm.user_id WHERE sm.server_id = $1
                ORDER BY LOWER(COALESCE(NULLIF(u.display_name, ''), u.username)), u.id LIMIT 1000";
     with_db!(store, pool => sqlx::query_as(sql).bind(server_id).fetch_all(pool).await)

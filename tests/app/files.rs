@@ -31,7 +31,7 @@ const BOUNDARY: &str = "reale-test-boundary-7MA4YWxkTrZu0gW";
 
 /// A `multipart/form-data` body as a browser sends the compose form: text fields, then
 /// files (name, the type the client claims, bytes).
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
@@ -47,7 +47,7 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> 
     body
 }
 
-fn multipart_type() -> String {
+pub fn multipart_type() -> String {
     format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
@@ -58,7 +58,7 @@ async fn send_files(client: &mut Client, conversation: i64, text: &str, files: &
 }
 
 /// A download as bytes (the client's `Resp` keeps text), with the client's cookies.
-async fn download(app: &TestApp, client: &Client, path: &str, extra: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
+pub async fn download(app: &TestApp, client: &Client, path: &str, extra: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
     let mut request = Request::builder().method(Method::GET).uri(path);
     let cookie = client.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
     request = request.header(header::COOKIE, cookie);
@@ -120,7 +120,7 @@ pub fn jpeg_with_gps() -> Vec<u8> {
 
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

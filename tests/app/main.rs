@@ -3,6 +3,7 @@
 mod support;
 
 mod accounts;
+mod avatars;
 mod contention;
 mod conversations;
 mod files;
