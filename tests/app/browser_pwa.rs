@@ -143,7 +143,8 @@ async fn installable_app_works_offline_in_chromium() {
                 "const [css, done] = [arguments[0], arguments[arguments.length - 1]];
                  const styled = getComputedStyle(document.body).minHeight !== '0px';
                  Promise.all([
-                   fetch(css).then((r) => r.status, (e) => String(e)),
+                   // Past the browser's HTTP cache (which holds immutable assets too): only the worker can answer.
+                   fetch(css, { cache: 'no-store' }).then((r) => r.status, (e) => String(e)),
                    fetch('/healthz', { cache: 'no-store' }).then((r) => r.status, () => 'unreachable'),
                  ]).then(([asset, health]) => done({ asset, health, styled, htmx: typeof window.htmx }));",
                 vec![css],
