@@ -120,6 +120,22 @@ async fn installable_app_works_offline_in_chromium() {
             .await
             .expect("the stylesheet's URL");
         browser.check_page("login", &mut findings).await;
+        // A page loaded through the worker (controlled now) is not kept: pages hold private data.
+        browser.goto(&format!("{base}/login")).await;
+        browser.wait_for_path("/login", "reloading the login page through the worker").await;
+        let cached = browser
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 caches.keys().then((names) => Promise.all(names.map((n) => caches.open(n).then((c) => c.keys()))))
+                   .then((lists) => done(lists.flat().map((r) => new URL(r.url).pathname)));",
+                vec![],
+            )
+            .await
+            .expect("list the worker's caches");
+        let cached: Vec<&str> = cached.as_array().expect("paths").iter().filter_map(|p| p.as_str()).collect();
+        assert!(cached.contains(&"/offline") && cached.contains(&css.as_str().expect("css URL")), "the shell is precached: {cached:?}");
+        assert!(cached.iter().all(|p| p.starts_with("/assets/") || *p == "/offline"), "only the shell is cached: {cached:?}");
 
         // Stop the server; nothing answers on its port any more.
         stop.send(()).expect("the server is running");
