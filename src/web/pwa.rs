@@ -13,8 +13,9 @@ use serde_json::json;
 use crate::state::AppState;
 use crate::web::{assets, layout::Page};
 
-/// The light page background and top bar, and the dark top bar (`app.css`): what the
-/// browser paints around the app before and while it runs.
+/// The light page background and top bar (`app.css`): what the browser paints around
+/// the app before and while it runs. The manifest has one theme colour; the dark one is
+/// a `<meta name="theme-color">` in `layouts/base.html`, which wins where supported.
 const BACKGROUND_LIGHT: &str = "#f6f7f9";
 const THEME_LIGHT: &str = "#ffffff";
 
