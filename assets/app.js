@@ -231,3 +231,22 @@ document.addEventListener("input", (event) => {
 document.addEventListener("htmx:afterRequest", (event) => {
   if (event.detail && event.detail.elt && event.detail.elt.id === "compose") lastPing = 0;
 });
+
+// The installable app: a service worker keeps the shell and shows the offline page when
+// the server cannot be reached. Without JavaScript nothing changes.
+if ("serviceWorker" in navigator) {
+  window.addEventListener("load", () => {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  });
+}
+
+// On the offline page: reload (the address that was asked for) once the server answers.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!document.getElementById("offline")) return;
+  const retry = () => {
+    fetch("/healthz", { cache: "no-store" })
+      .then((response) => { if (response.ok) location.reload(); else setTimeout(retry, 3000); })
+      .catch(() => setTimeout(retry, 3000));
+  };
+  setTimeout(retry, 3000);
+});

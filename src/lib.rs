@@ -97,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))
+        .merge(web::pwa::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(accounts::session::layer(&state))

@@ -21,6 +21,10 @@ const ASSETS: &[Asset] = &[
     Asset { name: "htmx.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-2.0.11.min.js") },
     Asset { name: "sse.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-ext-sse-2.2.4.min.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("../../assets/icon.svg") },
+    // Drawn by assets/make-icons.py; the web app manifest lists them.
+    Asset { name: "icon-192.png", content_type: "image/png", bytes: include_bytes!("../../assets/icon-192.png") },
+    Asset { name: "icon-512.png", content_type: "image/png", bytes: include_bytes!("../../assets/icon-512.png") },
+    Asset { name: "icon-maskable-512.png", content_type: "image/png", bytes: include_bytes!("../../assets/icon-maskable-512.png") },
 ];
 
 /// FNV-1a: stable across builds and Rust versions, which `DefaultHasher` is not.
@@ -45,6 +49,17 @@ pub fn url(name: &str) -> &'static str {
         .find(|(n, _)| *n == name)
         .map(|(_, url)| url.as_str())
         .expect("asset names are fixed at compile time")
+}
+
+/// Every embedded asset's hashed URL (what the service worker precaches).
+pub fn urls() -> impl Iterator<Item = &'static str> {
+    URLS.iter().map(|(_, url)| url.as_str())
+}
+
+/// One hash over every asset's: changes whenever any asset does, so a deploy with new
+/// assets gets a new service-worker cache.
+pub fn version() -> String {
+    fingerprint(URLS.iter().map(|(_, url)| url.as_str()).collect::<Vec<_>>().join("\n").as_bytes())
 }
 
 pub async fn serve(Path((hash, name)): Path<(String, String)>) -> Result<Response, AppError> {
