@@ -78,17 +78,7 @@ pub(crate) async fn with_two_browsers_on(
 ) {
     let started = Instant::now();
     let mode = if javascript { "with JavaScript" } else { "without JavaScript" };
-    let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = binary("REALE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
-    for path in [&chromium, &chromedriver] {
-        if !path.is_file() {
-            return skip(&format!("{} not found", path.display()));
-        }
-    }
-    let mut driver = match Driver::start(&chromedriver).await {
-        Ok(driver) => driver,
-        Err(why) => return skip(&why),
-    };
+    let Some((chromium, mut driver)) = chromium_and_driver().await else { return };
     let Some(app) = TestApp::spawn_with(backend, args).await else { return };
     let base = format!("http://{}", app.serve().await);
 
@@ -205,6 +195,26 @@ impl Findings {
 
     pub(crate) fn assert_none(&self) {
         assert!(self.0.is_empty(), "{} problem(s) found in the browser:\n\n{}", self.0.len(), self.0.join("\n\n"));
+    }
+}
+
+/// Chromium's path and a running chromedriver; None after a skip line (under CI=true
+/// the skip fails the test instead).
+pub(crate) async fn chromium_and_driver() -> Option<(PathBuf, Driver)> {
+    let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = binary("REALE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
+    for path in [&chromium, &chromedriver] {
+        if !path.is_file() {
+            skip(&format!("{} not found", path.display()));
+            return None;
+        }
+    }
+    match Driver::start(&chromedriver).await {
+        Ok(driver) => Some((chromium, driver)),
+        Err(why) => {
+            skip(&why);
+            None
+        }
     }
 }
 

@@ -13,22 +13,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::browser::{Driver, Findings, binary, skip};
+use crate::browser::{Findings, chromium_and_driver, skip};
 use crate::support::{Backend, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installable_app_works_offline_in_chromium() {
-    let chromium = binary("REALE_TEST_CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = binary("REALE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
-    for path in [&chromium, &chromedriver] {
-        if !path.is_file() {
-            return skip(&format!("{} not found", path.display()));
-        }
-    }
-    let mut driver = match Driver::start(&chromedriver).await {
-        Ok(driver) => driver,
-        Err(why) => return skip(&why),
-    };
+    let Some((chromium, mut driver)) = chromium_and_driver().await else { return };
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[]).await else { return };
     // A server of its own, which this test can stop (TestApp::serve runs to the end).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
