@@ -70,7 +70,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let devices = Arc::new(accounts::device_cache::DeviceCache::new(redis.is_none()));
     let files = files::Storage::open(&config).await?;
-    let voice = voice::Voice::new(&config, realtime.clone());
+    let voice = voice::Voice::new(&config, store.clone(), realtime.clone());
     let state = AppState {
         voice,
         files,

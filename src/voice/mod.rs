@@ -18,11 +18,16 @@ pub use routes::routes;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
 
 use askama::Template;
 
+use crate::conversations::access;
+use crate::error::AppError;
 use crate::realtime::Realtime;
+use crate::servers::permissions::Permissions;
+use crate::store::Store;
 use crate::realtime::delivery::{Delivery, frame};
 use crate::realtime::swap::{Op, place};
 
@@ -36,10 +41,15 @@ pub struct Voice {
     roster: Mutex<Roster>,
     next_peer: AtomicU64,
     realtime: Arc<Realtime>,
+    store: Store,
 }
 
+/// How often everyone in a room here is checked against their permissions now: a kick,
+/// a ban, a lost CONNECT takes them out, a lost SPEAK or a timeout silences them.
+const RECHECK: Duration = Duration::from_millis(500);
+
 impl Voice {
-    pub fn new(config: &crate::config::Config, realtime: Arc<Realtime>) -> Arc<Voice> {
+    pub fn new(config: &crate::config::Config, store: Store, realtime: Arc<Realtime>) -> Arc<Voice> {
         let ips = if config.rtc_public_ip.is_empty() { default_ips() } else { config.rtc_public_ip.clone() };
         Arc::new(Voice {
             port: config.rtc_port,
@@ -48,6 +58,7 @@ impl Voice {
             roster: Mutex::default(),
             next_peer: AtomicU64::new(1),
             realtime,
+            store,
         })
     }
 
@@ -71,6 +82,7 @@ impl Voice {
                     voice.reported(report);
                 }
             });
+            tokio::spawn(recheck(Arc::downgrade(self)));
             Ok(sfu)
         });
         started.as_ref().map_err(Clone::clone)
@@ -137,6 +149,20 @@ impl Voice {
         true
     }
 
+    /// Silenced by the server (no SPEAK, timed out) or not; broadcast when it changed.
+    fn set_server_muted(self: &Arc<Self>, room: i64, user_id: i64, silenced: bool) {
+        let mut changed = false;
+        let member = self.roster().update(user_id, room, |m| {
+            changed = m.server_muted != silenced;
+            m.server_muted = silenced;
+        });
+        let Some(member) = member.filter(|_| changed) else { return };
+        if let Ok(sfu) = self.sfu() {
+            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+        }
+        self.broadcast(room, &member.room_name);
+    }
+
     fn reported(self: &Arc<Self>, report: Report) {
         match report {
             Report::Gone { peer } => {
@@ -166,6 +192,34 @@ impl Voice {
             }
         };
         self.realtime.hub.send_to_conversation(room, Arc::new(Delivery::ephemeral(room, frame(None, &html))));
+    }
+}
+
+/// Every `RECHECK`, each participant here against what they may do in their room now.
+async fn recheck(voice: Weak<Voice>) {
+    let mut tick = tokio::time::interval(RECHECK);
+    loop {
+        tick.tick().await;
+        let Some(voice) = voice.upgrade() else { return };
+        let everyone = voice.roster().everyone();
+        for (user_id, room) in everyone {
+            let rights = access::require_voice(&voice.store, user_id, room).await;
+            let channel = match &rights {
+                Ok(access) => access.channel.as_ref(),
+                Err(AppError::NotFound) => None,
+                // The database is busy or away: keep everyone until it answers.
+                Err(_) => continue,
+            };
+            match channel {
+                // A timeout takes CONNECT away too (it keeps only reading), but someone
+                // already in stays and listens, silenced, as "cannot speak" says.
+                Some(c) if c.has(Permissions::CONNECT) || c.timed_out_until.is_some() => {
+                    let silenced = !c.has(Permissions::SPEAK) || c.timed_out_until.is_some();
+                    voice.set_server_muted(room, user_id, silenced);
+                }
+                _ => voice.leave(room, user_id),
+            }
+        }
     }
 }
 

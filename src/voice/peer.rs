@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaData, MediaKind, Mid};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 
 /// A track a participant publishes. Its peer holds the one strong reference; the
 /// others' outgoing tracks hold weak ones, so a leaver's tracks end everywhere.
@@ -68,8 +68,9 @@ pub struct Peer {
     pub muted: bool,
     /// Nothing forwarded to this peer.
     pub deaf: bool,
-    /// When its connection was last seen lost (None while connected).
-    lost_since: Option<Instant>,
+    /// When anything last arrived from the browser (media flows many times a second, and
+    /// a muted browser still sends silence and ICE consent checks).
+    last_heard: Instant,
     channel: Option<ChannelId>,
     pending: Option<SdpPendingOffer>,
     pub tracks_in: Vec<Arc<TrackIn>>,
@@ -88,7 +89,7 @@ impl Peer {
             rtc,
             muted: false,
             deaf: false,
-            lost_since: None,
+            last_heard: Instant::now(),
             channel: None,
             pending: None,
             tracks_in: Vec::new(),
@@ -98,12 +99,15 @@ impl Peer {
         }
     }
 
-    /// Gone for good: closed, failed, or lost for longer than `LOST_AFTER`.
+    /// Gone for good: closed, failed, or silent for longer than `LOST_AFTER`.
     pub fn is_gone(&self, now: Instant) -> bool {
-        !self.rtc.is_alive() || self.lost_since.is_some_and(|since| now.duration_since(since) > LOST_AFTER)
+        !self.rtc.is_alive() || now.saturating_duration_since(self.last_heard) > LOST_AFTER
     }
 
     pub fn input(&mut self, input: Input) {
+        if let Input::Receive(at, _) = &input {
+            self.last_heard = self.last_heard.max(*at);
+        }
         if self.rtc.is_alive() && self.rtc.handle_input(input).is_err() {
             self.rtc.disconnect();
         }
@@ -141,14 +145,6 @@ impl Peer {
 
     fn event(&mut self, event: Event) -> Polled {
         match event {
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.lost_since.get_or_insert_with(Instant::now);
-                Polled::Nothing
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
-                self.lost_since = None;
-                Polled::Nothing
-            }
             Event::MediaAdded(added) if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) => {
                 let track = Arc::new(TrackIn { origin: self.id, mid: added.mid, kind: added.kind });
                 let weak = Arc::downgrade(&track);

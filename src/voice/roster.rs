@@ -72,6 +72,11 @@ impl Roster {
         })
     }
 
+    /// (user, room) of everyone in a room here.
+    pub fn everyone(&self) -> Vec<(i64, i64)> {
+        self.rooms.values().flatten().map(|m| (m.user_id, m.room)).collect()
+    }
+
     /// Adds `member`; the user's earlier membership anywhere, which it replaces.
     pub fn put(&mut self, member: Member) -> Option<Member> {
         let old = self.remove_user(member.user_id, None);

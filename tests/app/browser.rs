@@ -372,6 +372,13 @@ impl Browser {
         }
     }
 
+    /// Kills this browser's Chromium at once, as a crash or a pulled plug would.
+    pub(crate) fn kill(&self) {
+        if let Some(pid) = self.pid {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+
     /// Waits until this browser shows a conversation page, loaded, and says which.
     pub(crate) async fn wait_for_conversation(&self, after: &str) -> i64 {
         let client = &self.client;

@@ -3,7 +3,7 @@
 //! client): its offer goes to `POST /v/{id}/rtc` and the SFU's answer must complete it.
 //! Media itself is checked in Chromium (`browser_voice.rs`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use str0m::Rtc;
@@ -19,6 +19,7 @@ on_both_backends!(
     a_voice_channel_says_voice_needs_javascript_and_is_404_to_outsiders,
     without_connect_the_join_is_refused_and_the_button_absent,
     joining_a_second_voice_channel_leaves_the_first,
+    a_kick_takes_a_member_out_and_a_timeout_silences_one_within_a_second,
 );
 
 struct Room {
@@ -128,4 +129,46 @@ async fn joining_a_second_voice_channel_leaves_the_first(app: TestApp) {
     alice.post(&format!("/v/{lounge}/mute"), &[("on", "true")]).await.assert_redirect(&format!("/v/{lounge}"));
     let page = alice.get(&format!("/v/{lounge}")).await.body;
     assert!(page.contains("alice<span class=\"visually-hidden\">, muted</span>"), "muted in the roster: {page}");
+}
+
+/// Polls `page` (as `client`) until `done` holds of `room`'s roster; how long it took.
+async fn roster_until(client: &mut Client, page: &str, room: i64, done: impl Fn(&[String]) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let names = roster(&client.get(page).await.body, room);
+        if done(&names) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "the roster still reads {names:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_kick_takes_a_member_out_and_a_timeout_silences_one_within_a_second(app: TestApp) {
+    let (mut alice, mut bob, room) = alice_bob_and_a_voice_channel(&app).await;
+    let mut carol = app.client().fresh();
+    carol.register("carol").await;
+    let code = invite(&mut alice, room.server, "0", "0").await;
+    carol.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{}", room.server));
+    let page = format!("/v/{}", room.general);
+    for person in [&mut bob, &mut carol] {
+        assert_eq!(join(person, room.general).await.0.status, StatusCode::OK);
+    }
+    assert_eq!(roster(&alice.get(&page).await.body, room.general), ["bob", "carol"]);
+
+    let carol_id = crate::moderation::user_id(&app, "carol").await;
+    let timeout = format!("/s/{}/members/{carol_id}/timeout", room.server);
+    assert_eq!(alice.post(&timeout, &[("duration", "60"), ("reason", "shouting")]).await.status, StatusCode::SEE_OTHER);
+    let muted = "carol<span class=\"visually-hidden\">, muted by the server</span>";
+    let started = Instant::now();
+    while !alice.get(&page).await.body.contains(muted) {
+        assert!(started.elapsed() < Duration::from_secs(1), "a timed-out member is silenced within a second");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let bob_id = crate::moderation::user_id(&app, "bob").await;
+    alice.post(&format!("/s/{}/members/{bob_id}/kick", room.server), &[("reason", "")]).await.assert_redirect(&format!("/s/{}", room.server));
+    let gone = roster_until(&mut alice, &page, room.general, |names| !names.iter().any(|n| n == "bob")).await;
+    assert!(gone < Duration::from_secs(1), "a kicked member leaves the room within a second (took {gone:?})");
+    assert_eq!(roster(&alice.get(&page).await.body, room.general), ["carol"]);
 }
