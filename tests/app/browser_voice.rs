@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 
-use crate::browser::{Browser, chromium_and_driver, skip};
+use crate::browser::{Browser, Findings, chromium_and_driver, skip};
 use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, PASSWORD, TestApp};
 
@@ -120,6 +120,12 @@ async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &B
         })
         .await;
     }
+
+    // The voice page passes the accessibility checks (axe) with the controls showing,
+    // and breaks no CSP rule.
+    let mut findings = Findings::default();
+    alice.check_page("voice channel", &mut findings).await;
+    findings.assert_none();
 
     // Each hears the other two: two inbound audio streams, both flowing, with sound.
     for b in browsers {
