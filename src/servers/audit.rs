@@ -2,7 +2,7 @@
 //! what, the value before and after, and the reason given. Rows are written in the
 //! same transaction as the action (`write_audit!`), so the log never misses one.
 
-use crate::store::Store;
+use crate::store::{BeginWrite, Store};
 use crate::with_db;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum Action {
     MemberUnban,
     MemberTimeout,
     MessageDelete,
+    VoiceMute,
+    VoiceDisconnect,
+    VoiceMove,
 }
 
 /// Every action with its stored key and what the log page calls it.
@@ -53,6 +56,9 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::MemberUnban, "member_unban", "Unbanned a member"),
     (Action::MemberTimeout, "member_timeout", "Timed out a member"),
     (Action::MessageDelete, "message_delete", "Deleted a message"),
+    (Action::VoiceMute, "voice_mute", "Muted or unmuted a member in voice"),
+    (Action::VoiceDisconnect, "voice_disconnect", "Disconnected a member from voice"),
+    (Action::VoiceMove, "voice_move", "Moved a member to another voice channel"),
 ];
 
 impl Action {
@@ -137,4 +143,15 @@ pub async fn list(store: &Store, server_id: i64, actor: Option<i64>, action: Opt
     with_db!(store, pool => sqlx::query_as(sql)
         .bind(server_id).bind(actor.unwrap_or(0)).bind(action.unwrap_or("")).bind(before.unwrap_or(0))
         .fetch_all(pool).await)
+}
+
+/// Writes one entry on its own, for an action whose change is not in the database
+/// (voice moderation: rooms live in memory).
+pub async fn record(store: &Store, entry: &Entry) -> Result<(), sqlx::Error> {
+    with_db!(store, pool => {
+        let mut tx = pool.begin_write().await?;
+        crate::write_audit!(tx, entry).await?;
+        tx.commit().await?;
+    });
+    Ok(())
 }

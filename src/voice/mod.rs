@@ -7,6 +7,7 @@
 //! elsewhere ends the earlier connection. The SFU starts with the first join, so an
 //! instance nobody talks on holds no socket or thread for it.
 
+mod moderation;
 mod page;
 mod peer;
 mod roster;
@@ -33,6 +34,13 @@ use crate::realtime::swap::{Op, place};
 
 use roster::{Member, Roster};
 use sfu::{Command, Report, Sfu};
+
+/// What a moderator (MUTE_MEMBERS) does to someone in a room.
+pub enum Moderation<'a> {
+    Mute(bool),
+    Disconnect,
+    Move { to: i64, to_name: &'a str },
+}
 
 pub struct Voice {
     port: u16,
@@ -128,6 +136,18 @@ impl Voice {
         }
     }
 
+    /// The user leaves whatever room they are in (their page may be an older room's, if a
+    /// moderator moved them).
+    pub fn leave_everywhere(self: &Arc<Self>, user_id: i64) {
+        let gone = self.roster().remove_user(user_id, None);
+        if let Some(member) = gone {
+            if let Ok(sfu) = self.sfu() {
+                sfu.send(Command::Leave { peer: member.peer });
+            }
+            self.broadcast(member.room, &member.room_name);
+        }
+    }
+
     /// Self mute and deafen, as the person sets them.
     pub fn set_self(self: &Arc<Self>, room: i64, user_id: i64, muted: Option<bool>, deafened: Option<bool>) -> bool {
         let changed = self.roster().update(user_id, room, |m| {
@@ -146,6 +166,32 @@ impl Voice {
             sfu.send(Command::Deafen { peer: member.peer, deaf: member.deafened });
         }
         self.broadcast(room, &member.room_name);
+        true
+    }
+
+    /// A moderator's action on `user_id` in `room`; false when they are not in it.
+    pub fn moderate(self: &Arc<Self>, room: i64, user_id: i64, action: Moderation<'_>) -> bool {
+        let Ok(sfu) = self.sfu() else { return false };
+        match action {
+            Moderation::Mute(on) => {
+                let Some(member) = self.roster().update(user_id, room, |m| m.mod_muted = on) else { return false };
+                sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+                self.broadcast(room, &member.room_name);
+            }
+            Moderation::Disconnect => {
+                let gone = self.roster().remove_user(user_id, Some(room));
+                let Some(member) = gone else { return false };
+                sfu.send(Command::Leave { peer: member.peer });
+                self.broadcast(room, &member.room_name);
+            }
+            Moderation::Move { to, to_name } => {
+                let moved = self.roster().relocate(user_id, room, (to, to_name));
+                let Some((from_name, member)) = moved else { return false };
+                sfu.send(Command::Move { peer: member.peer, room: to });
+                self.broadcast(room, &from_name);
+                self.broadcast(to, to_name);
+            }
+        }
         true
     }
 

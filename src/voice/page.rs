@@ -29,6 +29,9 @@ pub struct VoicePage {
     room: i64,
     room_name: String,
     members: Vec<MemberView>,
+    /// The server's other voice channels, where a moderator can move people.
+    other_rooms: Vec<(i64, String)>,
+    me: i64,
     voice_js: &'static str,
 }
 
@@ -36,6 +39,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let voice = room(&state, &user, id).await?;
     let access = context::require(&state.store, user.id, voice.server_id).await?;
     let shell = shell(&state, &access, Some(id)).await?;
+    let other_rooms = shell.nav.groups.iter().flat_map(|g| &g.channels).filter(|c| c.voice && c.id != id).map(|c| (c.id, c.name.clone())).collect();
     let mut page = Page::new(format!("🔊 {} · {}", voice.name, access.shape.server.name), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
     Ok(VoicePage {
@@ -47,6 +51,8 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         room_name: voice.name.clone(),
         members: state.voice.members(id),
         voice,
+        other_rooms,
+        me: user.id,
         voice_js: assets::url("voice.js"),
     })
 }

@@ -230,6 +230,23 @@ impl Peer {
         self.tracks_out.retain(|t| !matches!(t.state, OutState::Stopping(_)));
     }
 
+    /// Gives this peer's tracks new identities (after a move to another room): the old
+    /// room's copies end as their weak references die; the new ones to hand out.
+    pub fn renew_tracks(&mut self) -> Vec<Weak<TrackIn>> {
+        self.tracks_in = self.tracks_in.iter().map(|t| Arc::new(TrackIn { origin: t.origin, mid: t.mid, kind: t.kind })).collect();
+        self.tracks_in.iter().map(Arc::downgrade).collect()
+    }
+
+    /// Stops receiving everything it receives now (after a move to another room).
+    pub fn stop_receiving(&mut self) {
+        self.tracks_out.retain(|t| t.state != OutState::ToOpen);
+        for track in &mut self.tracks_out {
+            if let OutState::Open(mid) | OutState::Negotiating(mid) = track.state {
+                track.state = OutState::ToStop(mid);
+            }
+        }
+    }
+
     /// Sends on what `origin` published as `data.mid`, if this peer receives it.
     pub fn forward(&mut self, origin: u64, data: &MediaData) {
         if self.deaf {

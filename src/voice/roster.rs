@@ -15,19 +15,21 @@ pub struct Member {
     pub name: String,
     pub self_muted: bool,
     pub deafened: bool,
-    /// Silenced by the server: no SPEAK, a timeout, or a moderator.
+    /// Silenced by the server: no SPEAK, or a timeout.
     pub server_muted: bool,
+    /// Silenced by a moderator (MUTE_MEMBERS) until they unmute.
+    pub mod_muted: bool,
     pub speaking: bool,
 }
 
 impl Member {
     pub fn new(peer: u64, room: (i64, &str), user_id: i64, name: &str, server_muted: bool) -> Member {
-        Member { peer, room: room.0, room_name: room.1.to_string(), user_id, name: name.to_string(), self_muted: false, deafened: false, server_muted, speaking: false }
+        Member { peer, room: room.0, room_name: room.1.to_string(), user_id, name: name.to_string(), self_muted: false, deafened: false, server_muted, mod_muted: false, speaking: false }
     }
 
     /// Whether what they say reaches no one.
     pub fn silenced(&self) -> bool {
-        self.self_muted || self.server_muted
+        self.self_muted || self.server_muted || self.mod_muted
     }
 }
 
@@ -37,6 +39,8 @@ pub struct MemberView {
     pub name: String,
     pub muted: bool,
     pub server_muted: bool,
+    /// Of which by a moderator (what "Unmute" lifts).
+    pub mod_muted: bool,
     pub deafened: bool,
     pub speaking: bool,
 }
@@ -64,7 +68,8 @@ impl Roster {
                     user_id: m.user_id,
                     name: m.name.clone(),
                     muted: m.self_muted,
-                    server_muted: m.server_muted,
+                    server_muted: m.server_muted || m.mod_muted,
+                    mod_muted: m.mod_muted,
                     deafened: m.deafened,
                     speaking: m.speaking && !m.silenced(),
                 })
@@ -108,6 +113,18 @@ impl Roster {
         let member = self.rooms.get_mut(&room)?.iter_mut().find(|m| m.user_id == user_id)?;
         change(member);
         Some(member.clone())
+    }
+
+    /// Moves the user from `room` to `to`: the name of the room they left, and their entry
+    /// in the new one.
+    pub fn relocate(&mut self, user_id: i64, room: i64, to: (i64, &str)) -> Option<(String, Member)> {
+        let mut member = self.remove_user(user_id, Some(room))?;
+        let left = std::mem::take(&mut member.room_name);
+        member.room = to.0;
+        member.room_name = to.1.to_string();
+        member.speaking = false;
+        self.rooms.entry(to.0).or_default().push(member.clone());
+        Some((left, member))
     }
 
     /// The room whose roster changed (id and name), if it did.

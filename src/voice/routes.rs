@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
 
-use super::page;
+use super::{moderation, page};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let write = |route| limited(state, Class::Write, route);
@@ -28,6 +28,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v/{id}/leave", write(post(leave)))
         .route("/v/{id}/mute", write(post(mute)))
         .route("/v/{id}/deafen", write(post(deafen)))
+        .route("/v/{id}/members/{user}/mute", write(post(moderation::mute)))
+        .route("/v/{id}/members/{user}/disconnect", write(post(moderation::disconnect)))
+        .route("/v/{id}/members/{user}/move", write(post(moderation::move_to)))
 }
 
 /// A voice channel as one member may use it: 404 unless they can see it.
@@ -37,6 +40,9 @@ pub struct Room {
     pub server_id: i64,
     pub can_connect: bool,
     pub can_speak: bool,
+    /// MUTE_MEMBERS: server mute, disconnect and move others here.
+    pub can_moderate: bool,
+    pub owner_id: i64,
 }
 
 pub async fn room(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Room> {
@@ -49,6 +55,8 @@ pub async fn room(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Ro
         can_connect: rights.has(Permissions::CONNECT),
         // A timed-out member keeps only what reading needs, so SPEAK is gone too.
         can_speak: rights.has(Permissions::SPEAK) && rights.timed_out_until.is_none(),
+        can_moderate: rights.has(Permissions::MUTE_MEMBERS),
+        owner_id: rights.server.shape.server.owner_id,
     })
 }
 
@@ -71,19 +79,19 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
 }
 
 async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
-    let room = room(&state, &user, id).await?;
-    state.voice.leave(room.id, user.id);
+    room(&state, &user, id).await?;
+    state.voice.leave_everywhere(user.id);
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
 #[derive(Deserialize)]
-struct Switch {
+pub struct Switch {
     #[serde(default)]
     on: String,
 }
 
 impl Switch {
-    fn on(&self) -> bool {
+    pub fn on(&self) -> bool {
         matches!(self.on.as_str(), "true" | "on" | "1")
     }
 }

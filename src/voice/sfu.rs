@@ -25,6 +25,8 @@ pub enum Command {
     Mute { peer: u64, muted: bool },
     /// Stop (or resume) forwarding anything to this peer.
     Deafen { peer: u64, deaf: bool },
+    /// Into another room, on the same connection.
+    Move { peer: u64, room: i64 },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -170,6 +172,33 @@ impl Loop {
                 if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
                     p.deaf = deaf;
                 }
+            }
+            Command::Move { peer, room } => self.move_peer(peer, room),
+        }
+    }
+
+    fn move_peer(&mut self, id: u64, room: i64) {
+        let Some(index) = self.peers.iter().position(|p| p.id == id) else { return };
+        let from = self.peers[index].room;
+        if from == room {
+            return;
+        }
+        self.peers[index].room = room;
+        self.peers[index].stop_receiving();
+        let published = self.peers[index].renew_tracks();
+        let mut theirs = Vec::new();
+        for other in self.peers.iter_mut().filter(|p| p.room == room && p.id != id) {
+            for track in &published {
+                other.receive(track.clone());
+            }
+            theirs.extend(other.tracks_in.iter().map(Arc::downgrade));
+        }
+        for track in theirs {
+            self.peers[index].receive(track);
+        }
+        for index in 0..self.peers.len() {
+            if self.peers[index].room == room || self.peers[index].room == from {
+                self.drive(index);
             }
         }
     }

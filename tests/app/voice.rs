@@ -20,6 +20,7 @@ on_both_backends!(
     without_connect_the_join_is_refused_and_the_button_absent,
     joining_a_second_voice_channel_leaves_the_first,
     a_kick_takes_a_member_out_and_a_timeout_silences_one_within_a_second,
+    a_moderator_mutes_moves_and_disconnects_and_the_audit_log_says_so,
 );
 
 struct Room {
@@ -171,4 +172,43 @@ async fn a_kick_takes_a_member_out_and_a_timeout_silences_one_within_a_second(ap
     let gone = roster_until(&mut alice, &page, room.general, |names| !names.iter().any(|n| n == "bob")).await;
     assert!(gone < Duration::from_secs(1), "a kicked member leaves the room within a second (took {gone:?})");
     assert_eq!(roster(&alice.get(&page).await.body, room.general), ["carol"]);
+}
+
+async fn a_moderator_mutes_moves_and_disconnects_and_the_audit_log_says_so(app: TestApp) {
+    let (mut alice, mut bob, room) = alice_bob_and_a_voice_channel(&app).await;
+    let created = alice.post(&format!("/s/{}/channels", room.server), &[("kind", "voice"), ("name", "Lounge"), ("category", "none")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let lounge = voice_channel(&alice.get(&format!("/s/{}", room.server)).await.body, "Lounge");
+    let general = format!("/v/{}", room.general);
+    assert_eq!(join(&mut bob, room.general).await.0.status, StatusCode::OK);
+    let bob_id = crate::moderation::user_id(&app, "bob").await;
+    let alice_id = crate::moderation::user_id(&app, "alice").await;
+
+    // Bob holds no MUTE_MEMBERS: no controls, and the forms are refused.
+    assert!(!bob.get(&general).await.body.contains("Moderate voice"));
+    assert_eq!(bob.post(&format!("{general}/members/{bob_id}/mute"), &[("on", "true")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(bob.post(&format!("{general}/members/{alice_id}/disconnect"), &[]).await.status, StatusCode::FORBIDDEN);
+
+    let page = alice.get(&general).await.body;
+    assert!(page.contains(">Server mute bob</button>") && page.contains(">Disconnect bob</button>") && page.contains("<label for=\"move-"), "{page}");
+    alice.post(&format!("{general}/members/{bob_id}/mute"), &[("on", "true")]).await.assert_redirect(&general);
+    let page = alice.get(&general).await.body;
+    assert!(page.contains("bob<span class=\"visually-hidden\">, muted by the server</span>") && page.contains(">Unmute bob</button>"), "{page}");
+    alice.post(&format!("{general}/members/{bob_id}/mute"), &[("on", "false")]).await.assert_redirect(&general);
+    assert!(!alice.get(&general).await.body.contains("muted by the server"));
+
+    let moved = alice.post(&format!("{general}/members/{bob_id}/move"), &[("to", &lounge.to_string())]).await;
+    moved.assert_redirect(&format!("/v/{lounge}"));
+    let page = alice.get(&format!("/s/{}", room.server)).await.body;
+    assert!(roster(&page, room.general).is_empty());
+    assert_eq!(roster(&page, lounge), ["bob"]);
+    alice.post(&format!("/v/{lounge}/members/{bob_id}/disconnect"), &[]).await.assert_redirect(&format!("/v/{lounge}"));
+    assert!(roster(&alice.get(&format!("/v/{lounge}")).await.body, lounge).is_empty());
+    // Someone no longer in the room cannot be acted on.
+    assert_eq!(alice.post(&format!("/v/{lounge}/members/{bob_id}/disconnect"), &[]).await.status, StatusCode::NOT_FOUND);
+
+    let rows = reale::servers::audit::list(&app.state.store, room.server, None, None, None).await.expect("audit");
+    let actions: Vec<&str> = rows.iter().rev().filter(|r| r.action.starts_with("voice_")).map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["voice_mute", "voice_mute", "voice_move", "voice_disconnect"]);
+    assert!(rows.iter().all(|r| !r.action.starts_with("voice_") || (r.actor_id == Some(alice_id) && r.target_name == "bob")));
 }
