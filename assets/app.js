@@ -232,6 +232,22 @@ document.addEventListener("htmx:afterRequest", (event) => {
   if (event.detail && event.detail.elt && event.detail.elt.id === "compose") lastPing = 0;
 });
 
+// Time zone: while the person has chosen none, offer the browser's once (the server
+// keeps it only if still none is chosen); later pages show times in it.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!document.body.hasAttribute("data-offer-zone")) return;
+  let zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (_) { return; }
+  if (!zone) return;
+  document.body.removeAttribute("data-offer-zone");
+  fetch("/settings/time-zone/detected", {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: `time_zone=${encodeURIComponent(zone)}`,
+    credentials: "same-origin",
+  }).catch(() => {});
+});
+
 // The installable app: a service worker keeps the shell and shows the offline page when
 // the server cannot be reached. Without JavaScript nothing changes.
 if ("serviceWorker" in navigator) {
