@@ -91,8 +91,12 @@ function idNumber(element) {
 
 function upsert(container, element, top, added) {
   const existing = element.id && document.getElementById(element.id);
+  const dayOf = element.classList.contains("day-separator") && document.getElementById(`message-${idNumber(element)}`);
   if (existing) {
     existing.replaceWith(element);
+  } else if (dayOf) {
+    // A day separator goes right before its message, if that is already shown.
+    dayOf.before(element);
   } else if (top) {
     container.prepend(element);
   } else {

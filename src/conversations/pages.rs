@@ -113,7 +113,7 @@ pub async fn render_page(
     let members = if access.is_channel() { Vec::new() } else { store::members(&state.store, id).await? };
     let clock = Clock::at_now(&user.zone);
     let mut messages = views::build(&state.store, page.messages, access.moderated(), &clock).await?;
-    arrange_page(state, id, &mut messages, page.has_older, &clock).await?;
+    timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
     // Who blocked the viewer matters only for statuses shown here (a DM partner's, or
     // authors'): most channel pages have none and skip the query.
     let blockers = if access.is_dm() || messages.iter().any(|m| m.author_status.is_set()) {
@@ -258,7 +258,7 @@ pub async fn history(
         let page = message_store::page(&state.store, id, window).await?;
         let clock = Clock::at_now(&user.zone);
         let mut messages = views::build(&state.store, page.messages, access.moderated(), &clock).await?;
-        arrange_page(&state, id, &mut messages, page.has_older, &clock).await?;
+        timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
         views::hide_statuses(&mut messages, &crate::accounts::privacy::blockers_of(&state.store, user.id).await?);
         let fragment = HistoryFragment {
             conversation_id: id,
@@ -291,17 +291,6 @@ pub async fn message_fragment(
 ) -> AppResult<Html<String>> {
     let access = require(&state.store, user.id, id).await?;
     Ok(Html(render_message(&state, &access, message_id, &Clock::at_now(&user.zone), false).await?))
-}
-
-/// Lays out a page of messages: day separators and groups, continuing from the message
-/// before the first one when older ones exist (so "Load older" joins seamlessly).
-async fn arrange_page(state: &AppState, conversation_id: i64, messages: &mut [MessageView], has_older: bool, clock: &Clock) -> AppResult<()> {
-    let before = match messages.first() {
-        Some(first) if has_older => message_store::previous(&state.store, conversation_id, first.id).await?,
-        _ => None,
-    };
-    timeline::arrange(messages, before, clock, true);
-    Ok(())
 }
 
 /// One message as `clock` shows it, grouped as on the page. `with_day` adds its day

@@ -56,11 +56,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let page = message_store::page(&state.store, id, Window::Latest).await?;
     let clock = Clock::at_now(&user.zone);
     let mut messages = views::build(&state.store, page.messages, false, &clock).await?;
-    let before = match messages.first() {
-        Some(first) if page.has_older => message_store::previous(&state.store, id, first.id).await?,
-        _ => None,
-    };
-    super::timeline::arrange(&mut messages, before, &clock, true);
+    super::timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
     Ok(RequestPage {
         page: Page::new(format!("Message request from {}", request.from_name), Some(&user)),
         sidebar: views::sidebar_for(&state, user.id, None).await?,

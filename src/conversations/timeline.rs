@@ -7,6 +7,7 @@
 //! times. Where a day separator (a per-zone thing) falls before a follow-up, the
 //! stylesheet shows its header again (`.day-separator + .continued`).
 
+use crate::store::Store;
 use crate::web::time::Clock;
 
 use super::views::MessageView;
@@ -80,4 +81,15 @@ pub fn arrange(messages: &mut [MessageView], before: Option<Prev>, clock: &Clock
         }
         prev = Some(m.as_prev());
     }
+}
+
+/// Lays out a page of messages, continuing from the message before the first one when
+/// older ones exist (so "Load older" joins seamlessly): one indexed lookup.
+pub async fn arrange_page(store: &Store, conversation_id: i64, messages: &mut [MessageView], has_older: bool, clock: &Clock) -> Result<(), sqlx::Error> {
+    let before = match messages.first() {
+        Some(first) if has_older => super::message_store::previous(store, conversation_id, first.id).await?,
+        _ => None,
+    };
+    arrange(messages, before, clock, true);
+    Ok(())
 }

@@ -54,7 +54,7 @@ async fn phone_flow(app: &TestApp, base: &str, browser: &Browser) {
     let mut bob = app.client();
     bob.register("bob").await;
     let dm = open_dm(&mut bob, "alice").await;
-    send(&mut bob, dm, "hello from bob").await;
+    let hello = send(&mut bob, dm, "hello from bob").await;
 
     // Home: the conversation list is the screen, full width.
     browser.goto(&format!("{base}/")).await;
@@ -73,6 +73,14 @@ async fn phone_flow(app: &TestApp, base: &str, browser: &Browser) {
     assert!(number(&open["scroll"]) <= number(&open["width"]), "no sideways scrolling: {open}");
     let back = browser.link("Back to conversations").await;
     assert!(back.is_displayed().await.expect("displayed?"), "the Back link shows");
+    // Times are in the browser's zone, which became Alice's.
+    let sent_at: i64 = reale::with_db!(app.state.store, pool => {
+        sqlx::query_scalar("SELECT created_at FROM messages WHERE id = $1").bind(hello).fetch_one(pool).await
+    })
+    .expect("when Bob's message was sent");
+    let tokyo = jiff::Timestamp::from_millisecond(sent_at).expect("instant").to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").expect("zone"));
+    let shown = browser.text_of(&format!("#message-{hello} .permalink time")).await;
+    assert_eq!(shown, format!("{:02}:{:02}", tokyo.hour(), tokyo.minute()), "the message's time in Tokyo");
     let compose: Value = browser
         .client
         .execute("const r = document.getElementById('compose').getBoundingClientRect(); return [r.top, r.bottom, window.innerHeight];", vec![])
