@@ -236,6 +236,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn today_ends_at_midnight_in_the_persons_zone() {
+        // Noon UTC on day 3 is 21:00 in Tokyo: its "today" ends three hours later.
+        let noon = 86_400_000 * 3 + 12 * 3_600_000;
+        let tokyo = crate::web::time::Zone::stored("Asia/Tokyo");
+        assert_eq!(expires_at("today", noon, &tokyo), Ok(Some(noon + 3 * 3_600_000)));
+    }
+
+    #[test]
     fn today_ends_at_midnight_utc() {
         let noon = 86_400_000 * 3 + 12 * 3_600_000;
         assert_eq!(expires_at("today", noon, &Default::default()), Ok(Some(86_400_000 * 4)));

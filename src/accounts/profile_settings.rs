@@ -77,7 +77,11 @@ async fn profile_page(state: &AppState, user: &CurrentUser) -> AppResult<Profile
         page: Page::new("Profile", Some(user)),
         username: row.username.clone(),
         avatar_view: row.avatar(),
-        status_until: status.until.clone(),
+        // Their own page: in their zone (headers others see share one UTC text).
+        status_until: match (status.is_set(), row.status_expires_at) {
+            (true, Some(at)) => format!("until {}", crate::web::time::Clock::at_now(&user.zone).stamp(at)),
+            _ => String::new(),
+        },
         profile: ProfileInput { display_name: row.display_name, pronouns: row.pronouns, bio: row.bio },
         status: StatusInput { status_emoji: status.emoji, status_text: status.text, status_expiry: "today".into(), clear: String::new() },
         time_zone: if user.zone_chosen { user.zone.name().to_string() } else { String::new() },
