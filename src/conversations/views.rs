@@ -18,7 +18,7 @@ use crate::files::model::AttachmentView;
 use crate::accounts::privacy;
 use crate::accounts::profile::StatusView;
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ReplyView {
     pub id: i64,
     pub author_name: String,
@@ -35,7 +35,7 @@ pub struct ReactionView {
 }
 
 /// Cloned only to render a live frame again in another time zone.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct MessageView {
     pub id: i64,
     pub conversation_id: i64,

@@ -64,3 +64,25 @@ impl ZonedFrames {
         Ok(bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-07 01:30 UTC.
+    const AT: i64 = 1_796_607_000_000;
+
+    #[test]
+    fn each_zone_is_rendered_once_and_its_bytes_shared() {
+        let view = MessageView { id: 5, conversation_id: 2, author_id: 1, created_at: AT, ..Default::default() };
+        let frames = ZonedFrames::new(9, view, None, String::new());
+        let tokyo = Zone::stored("Asia/Tokyo");
+        let first = frames.frame_for(&tokyo).expect("render");
+        let again = frames.frame_for(&tokyo).expect("render");
+        assert_eq!(first.as_ptr(), again.as_ptr(), "a second stream in Tokyo shares the first one's bytes");
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.starts_with("event: update\nid: 9\n") && text.contains(">10:30</time>"), "{text}");
+        let berlin = frames.frame_for(&Zone::stored("Europe/Berlin")).expect("render");
+        assert!(String::from_utf8_lossy(&berlin).contains(">02:30</time>"));
+    }
+}
