@@ -92,7 +92,12 @@ function idNumber(element) {
 function upsert(container, element, top, added) {
   const existing = element.id && document.getElementById(element.id);
   const dayOf = element.classList.contains("day-separator") && document.getElementById(`message-${idNumber(element)}`);
-  if (existing) {
+  if (existing && existing.isEqualNode(element)) {
+    // The same bytes again (our own send's answer, then its live copy): keep the element,
+    // so focus, a half-made click and references to it survive.
+    added.push(existing);
+    return;
+  } else if (existing) {
     existing.replaceWith(element);
   } else if (dayOf) {
     // A day separator goes right before its message, if that is already shown.

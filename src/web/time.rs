@@ -11,6 +11,9 @@ use jiff::tz::TimeZone;
 const MONTHS: [&str; 12] =
     ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 
+/// The names of UTC in the tz database.
+const UTC_NAMES: [&str; 9] = ["UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "Etc/GMT"];
+
 /// A viewer's time zone. Cheap to clone (the zone's rules are shared).
 #[derive(Clone, Debug)]
 pub struct Zone {
@@ -39,6 +42,11 @@ impl Zone {
         let tz = jiff::tz::db().get(name).ok()?;
         // The database's own spelling ("asia/tokyo" is found, "Asia/Tokyo" is stored).
         let name = tz.iana_name().unwrap_or(name).to_string();
+        // UTC by any of its names is "UTC": pages and the shared live frame then agree
+        // to the byte (the live copy of a page's message is the same element).
+        if UTC_NAMES.contains(&name.as_str()) {
+            return Some(Zone::utc());
+        }
         Some(Zone { name, tz })
     }
 
@@ -54,7 +62,7 @@ impl Zone {
     /// True for UTC and its aliases ("Etc/UTC"): pages and frames rendered for nobody
     /// in particular are in UTC, so these viewers can share them.
     pub fn is_utc(&self) -> bool {
-        self.tz == TimeZone::UTC || matches!(self.name.as_str(), "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Etc/Zulu" | "Zulu")
+        self.name == "UTC"
     }
 
     fn local(&self, ms: i64) -> Option<jiff::Zoned> {
@@ -207,6 +215,7 @@ mod tests {
         assert!(Zone::parse("EST5EDT,M3.2.0,M11.1.0").is_none());
         assert_eq!(Zone::stored("nonsense").name(), "UTC");
         assert!(Zone::stored("Etc/UTC").is_utc());
+        assert_eq!(Zone::stored("Etc/UTC").name(), "UTC");
         assert!(!Zone::stored("Europe/London").is_utc());
     }
 

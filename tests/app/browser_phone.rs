@@ -102,6 +102,37 @@ async fn phone_flow(app: &TestApp, base: &str, browser: &Browser) {
     assert!(number(&wide["sidebar"][2]) <= number(&wide["main"][0]) + 1.0 && number(&wide["main"][1]) > 400.0, "side by side: {wide}");
     let back = browser.link("Back to conversations").await;
     assert!(!back.is_displayed().await.expect("displayed?"), "no Back link on a desktop");
+
+    // Alice's own message comes twice, from her send's answer and live, the same bytes:
+    // the element shown first stays (a click on it meanwhile is not lost).
+    browser
+        .client
+        .execute(
+            "window.__frames = []; window.__answered = false; window.__swappedOut = 0;
+             document.addEventListener('htmx:sseMessage', (e) => window.__frames.push(e.detail.data));
+             document.addEventListener('htmx:afterRequest', () => { window.__answered = true; });
+             new MutationObserver((records) => { for (const r of records) for (const n of r.removedNodes)
+               if (n.id && n.id.startsWith('message-') && n.textContent.includes('quick one')) window.__swappedOut += 1; })
+               .observe(document.getElementById('messages'), { childList: true });",
+            vec![],
+        )
+        .await
+        .expect("watch the message list");
+    browser.fill("Message", "quick one").await;
+    browser.button("Send").await.click().await.expect("click Send");
+    browser
+        .eventually("the answer and the live copy of Alice's message", || async {
+            let done = browser
+                .client
+                .execute("return window.__answered && window.__frames.some((f) => f.includes('quick one'));", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
+            if done == json!(true) { Ok(()) } else { Err("not both yet".to_string()) }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let swapped = browser.client.execute("return window.__swappedOut;", vec![]).await.expect("count");
+    assert_eq!(swapped, json!(0), "Alice's message element was never replaced by its identical copy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
