@@ -11,6 +11,7 @@ pub mod realtime;
 pub mod servers;
 pub mod state;
 pub mod store;
+pub mod voice;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -69,7 +70,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let devices = Arc::new(accounts::device_cache::DeviceCache::new(redis.is_none()));
     let files = files::Storage::open(&config).await?;
+    let voice = voice::Voice::new(&config, store.clone(), realtime.clone());
     let state = AppState {
+        voice,
         files,
         devices,
         realtime,
@@ -94,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .merge(servers::routes(&state))
         .merge(realtime::routes::routes(&state))
         .merge(files::routes())
+        .merge(voice::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

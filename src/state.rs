@@ -21,4 +21,6 @@ pub struct AppState {
     pub devices: Arc<crate::accounts::device_cache::DeviceCache>,
     /// Where attached files live: the data dir or an S3 bucket.
     pub files: crate::files::Storage,
+    /// Voice rooms and the SFU (started by the first join).
+    pub voice: Arc<crate::voice::Voice>,
 }

@@ -1,6 +1,7 @@
 //! Reale's integration tests: one binary, so the app links once.
 
 mod support;
+mod voice;
 
 mod accounts;
 mod avatars;
@@ -18,6 +19,7 @@ mod browser_moderation;
 mod browser_pwa;
 mod browser_scale;
 mod browser_servers;
+mod browser_voice;
 mod operations;
 mod privacy;
 mod pwa;
