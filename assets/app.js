@@ -91,8 +91,17 @@ function idNumber(element) {
 
 function upsert(container, element, top, added) {
   const existing = element.id && document.getElementById(element.id);
-  if (existing) {
+  const dayOf = element.classList.contains("day-separator") && document.getElementById(`message-${idNumber(element)}`);
+  if (existing && existing.isEqualNode(element)) {
+    // The same bytes again (our own send's answer, then its live copy): keep the element,
+    // so focus, a half-made click and references to it survive.
+    added.push(existing);
+    return;
+  } else if (existing) {
     existing.replaceWith(element);
+  } else if (dayOf) {
+    // A day separator goes right before its message, if that is already shown.
+    dayOf.before(element);
   } else if (top) {
     container.prepend(element);
   } else {
@@ -230,6 +239,22 @@ document.addEventListener("input", (event) => {
 });
 document.addEventListener("htmx:afterRequest", (event) => {
   if (event.detail && event.detail.elt && event.detail.elt.id === "compose") lastPing = 0;
+});
+
+// Time zone: while the person has chosen none, offer the browser's once (the server
+// keeps it only if still none is chosen); later pages show times in it.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!document.body.hasAttribute("data-offer-zone")) return;
+  let zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (_) { return; }
+  if (!zone) return;
+  document.body.removeAttribute("data-offer-zone");
+  fetch("/settings/time-zone/detected", {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: `time_zone=${encodeURIComponent(zone)}`,
+    credentials: "same-origin",
+  }).catch(() => {});
 });
 
 // The installable app: a service worker keeps the shell and shows the offline page when

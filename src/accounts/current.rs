@@ -20,6 +20,10 @@ pub struct CurrentUser {
     pub display_name: String,
     pub is_admin: bool,
     pub device_id: i64,
+    /// The viewer's time zone, as every time on their pages is shown.
+    pub zone: crate::web::time::Zone,
+    /// False until they choose a zone (or their browser offers one).
+    pub zone_chosen: bool,
 }
 
 impl CurrentUser {
@@ -31,7 +35,7 @@ impl CurrentUser {
 
 impl crate::web::layout::AsViewer for CurrentUser {
     fn viewer(&self) -> crate::web::layout::Viewer {
-        crate::web::layout::Viewer { id: self.id, username: self.username.clone(), name: self.name().to_string() }
+        crate::web::layout::Viewer { id: self.id, username: self.username.clone(), name: self.name().to_string(), offer_zone: !self.zone_chosen }
     }
 }
 

@@ -68,6 +68,12 @@ impl DeviceCache {
             entries.remove(id);
         }
     }
+
+    /// A user changed what their pages depend on (their time zone): every device of
+    /// theirs reads it afresh at its next request.
+    pub fn forget_user(&self, user_id: i64) {
+        self.entries().retain(|_, entry| entry.user.id != user_id);
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +81,7 @@ mod tests {
     use super::*;
 
     fn alice() -> CurrentUser {
-        CurrentUser { id: 1, username: "alice".into(), display_name: String::new(), is_admin: false, device_id: 7 }
+        CurrentUser { id: 1, username: "alice".into(), display_name: String::new(), is_admin: false, device_id: 7, zone: Default::default(), zone_chosen: false }
     }
 
     #[test]

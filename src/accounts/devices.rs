@@ -9,7 +9,7 @@ use axum::response::Redirect;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::layout::Page;
-use crate::web::time::format_time;
+use crate::web::time::Clock;
 
 use super::{CurrentUser, store};
 
@@ -30,6 +30,7 @@ pub struct SessionsPage {
 }
 
 pub async fn list(State(state): State<AppState>, user: CurrentUser) -> AppResult<SessionsPage> {
+    let clock = Clock::at_now(&user.zone);
     let devices = store::list_devices(&state.store, user.id)
         .await?
         .into_iter()
@@ -37,8 +38,8 @@ pub async fn list(State(state): State<AppState>, user: CurrentUser) -> AppResult
             id: d.id,
             label: describe_user_agent(&d.user_agent),
             ip: d.ip,
-            created: format_time(d.created_at),
-            last_active: format_time(d.last_active_at),
+            created: clock.stamp(d.created_at),
+            last_active: clock.stamp(d.last_active_at),
             current: d.id == user.device_id,
         })
         .collect();

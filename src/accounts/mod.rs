@@ -16,6 +16,7 @@ pub mod session;
 mod session_cache;
 mod session_store;
 mod settings;
+mod time_zone;
 pub mod throttle;
 pub mod store;
 
@@ -44,6 +45,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/settings/profile/avatar/remove", write(post(avatar::remove)))
         .route("/avatars/{key}", get(avatar::serve))
         .route("/settings/profile/status", write(post(profile_settings::save_status)))
+        .route("/settings/profile/time-zone", write(post(time_zone::save)))
+        .route("/settings/time-zone/detected", write(post(time_zone::detected)))
         .route("/settings/privacy", get(profile_settings::show_privacy).merge(write(post(profile_settings::save_privacy))))
         .route("/u/{username}/block", write(post(profile_settings::block)))
         .route("/u/{username}/unblock", write(post(profile_settings::unblock)))

@@ -16,15 +16,15 @@ pub const EXPIRIES: [(&str, &str); 5] =
     [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("today", "Today"), ("never", "Don't clear")];
 
 /// When a status chosen at `now` with `expiry` ends; `None` is never. "Today" ends at
-/// midnight UTC: Reale has no per-person time zone yet (times are shown in UTC too).
-pub fn expires_at(expiry: &str, now: i64) -> Result<Option<i64>, &'static str> {
+/// the next midnight in the person's `zone`.
+pub fn expires_at(expiry: &str, now: i64, zone: &crate::web::time::Zone) -> Result<Option<i64>, &'static str> {
     const MINUTE: i64 = 60_000;
     const DAY: i64 = 24 * 60 * MINUTE;
     Ok(match expiry.trim() {
         "30m" => Some(now + 30 * MINUTE),
         "1h" => Some(now + 60 * MINUTE),
         "4h" => Some(now + 240 * MINUTE),
-        "today" => Some((now.div_euclid(DAY) + 1) * DAY),
+        "today" => Some(zone.next_midnight(now).unwrap_or((now.div_euclid(DAY) + 1) * DAY)),
         "never" => None,
         _ => return Err("Choose when the status clears."),
     })
@@ -79,7 +79,7 @@ pub struct StatusValues {
 }
 
 impl StatusValues {
-    pub fn parse(emoji: &str, text: &str, expiry: &str, now: i64) -> Result<StatusValues, Vec<(&'static str, String)>> {
+    pub fn parse(emoji: &str, text: &str, expiry: &str, now: i64, zone: &crate::web::time::Zone) -> Result<StatusValues, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
         let emoji = match emoji.trim() {
             "" => String::new(),
@@ -88,7 +88,7 @@ impl StatusValues {
                 .unwrap_or_default(),
         };
         let text = clean(text, STATUS_MAX_CHARS, "The status", false).map_err(|e| errors.push(("status_text", e))).unwrap_or_default();
-        let expires_at = expires_at(expiry, now).map_err(|e| errors.push(("status_expiry", e.to_string()))).unwrap_or(None);
+        let expires_at = expires_at(expiry, now, zone).map_err(|e| errors.push(("status_expiry", e.to_string()))).unwrap_or(None);
         if errors.is_empty() { Ok(StatusValues { emoji, text, expires_at }) } else { Err(errors) }
     }
 }
@@ -236,12 +236,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn today_ends_at_midnight_in_the_persons_zone() {
+        // Noon UTC on day 3 is 21:00 in Tokyo: its "today" ends three hours later.
+        let noon = 86_400_000 * 3 + 12 * 3_600_000;
+        let tokyo = crate::web::time::Zone::stored("Asia/Tokyo");
+        assert_eq!(expires_at("today", noon, &tokyo), Ok(Some(noon + 3 * 3_600_000)));
+    }
+
+    #[test]
     fn today_ends_at_midnight_utc() {
         let noon = 86_400_000 * 3 + 12 * 3_600_000;
-        assert_eq!(expires_at("today", noon), Ok(Some(86_400_000 * 4)));
-        assert_eq!(expires_at("30m", 0), Ok(Some(1_800_000)));
-        assert_eq!(expires_at("never", 5), Ok(None));
-        assert!(expires_at("tomorrow", 0).is_err());
+        assert_eq!(expires_at("today", noon, &Default::default()), Ok(Some(86_400_000 * 4)));
+        assert_eq!(expires_at("30m", 0, &Default::default()), Ok(Some(1_800_000)));
+        assert_eq!(expires_at("never", 5, &Default::default()), Ok(None));
+        assert!(expires_at("tomorrow", 0, &Default::default()).is_err());
     }
 
     #[test]
@@ -254,8 +262,8 @@ mod tests {
 
     #[test]
     fn status_and_profile_input_is_checked() {
-        assert!(StatusValues::parse("🌴", "On holiday", "1h", 0).is_ok());
-        let errors = StatusValues::parse("ok", &"x".repeat(101), "soon", 0).unwrap_err();
+        assert!(StatusValues::parse("🌴", "On holiday", "1h", 0, &Default::default()).is_ok());
+        let errors = StatusValues::parse("ok", &"x".repeat(101), "soon", 0, &Default::default()).unwrap_err();
         assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), ["status_emoji", "status_text", "status_expiry"]);
         assert!(ProfileValues::parse("Al", "she/her", "line one\nline two").is_ok());
         assert!(ProfileValues::parse("Al", "\u{202e}", "").is_err());

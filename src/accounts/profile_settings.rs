@@ -53,6 +53,8 @@ pub struct ProfilePage {
     avatar_view: super::profile::AvatarView,
     /// "until …" of the status in force, if any.
     status_until: String,
+    /// The zone as stored, or as typed when it was refused.
+    pub(super) time_zone: String,
     errors: Vec<(&'static str, String)>,
     saved: Option<String>,
 }
@@ -75,9 +77,14 @@ async fn profile_page(state: &AppState, user: &CurrentUser) -> AppResult<Profile
         page: Page::new("Profile", Some(user)),
         username: row.username.clone(),
         avatar_view: row.avatar(),
-        status_until: status.until.clone(),
+        // Their own page: in their zone (headers others see share one UTC text).
+        status_until: match (status.is_set(), row.status_expires_at) {
+            (true, Some(at)) => format!("until {}", crate::web::time::Clock::at_now(&user.zone).stamp(at)),
+            _ => String::new(),
+        },
         profile: ProfileInput { display_name: row.display_name, pronouns: row.pronouns, bio: row.bio },
         status: StatusInput { status_emoji: status.emoji, status_text: status.text, status_expiry: "today".into(), clear: String::new() },
+        time_zone: if user.zone_chosen { user.zone.name().to_string() } else { String::new() },
         errors: Vec::new(),
         saved: None,
     })
@@ -85,12 +92,12 @@ async fn profile_page(state: &AppState, user: &CurrentUser) -> AppResult<Profile
 
 pub async fn show_profile(State(state): State<AppState>, user: CurrentUser, Query(query): Query<SavedQuery>) -> AppResult<ProfilePage> {
     let mut page = profile_page(&state, &user).await?;
-    page.saved = query.saved.map(|what| if what == "status" { "Your status was saved.".into() } else if what == "avatar" { "Your avatar was saved.".into() } else { "Your profile was saved.".into() });
+    page.saved = query.saved.map(|what| if what == "status" { "Your status was saved.".into() } else if what == "avatar" { "Your avatar was saved.".into() } else if what == "time-zone" { "Your time zone was saved.".into() } else { "Your profile was saved.".into() });
     Ok(page)
 }
 
 /// The page again (422) with the errors and, through `keep`, the form as typed.
-async fn refused(state: &AppState, user: &CurrentUser, errors: Vec<(&'static str, String)>, keep: impl FnOnce(&mut ProfilePage)) -> AppResult<Response> {
+pub(super) async fn refused(state: &AppState, user: &CurrentUser, errors: Vec<(&'static str, String)>, keep: impl FnOnce(&mut ProfilePage)) -> AppResult<Response> {
     let mut page = profile_page(state, user).await?;
     keep(&mut page);
     page.errors = errors;
@@ -114,7 +121,7 @@ pub async fn save_profile(State(state): State<AppState>, user: CurrentUser, Form
 
 pub async fn save_status(State(state): State<AppState>, user: CurrentUser, Form(input): Form<StatusInput>) -> AppResult<Response> {
     let parsed = if input.clear.is_empty() {
-        StatusValues::parse(&input.status_emoji, &input.status_text, &input.status_expiry, now_ms())
+        StatusValues::parse(&input.status_emoji, &input.status_text, &input.status_expiry, now_ms(), &user.zone)
     } else {
         Ok(StatusValues { emoji: String::new(), text: String::new(), expires_at: None })
     };

@@ -111,6 +111,15 @@ pub async fn get(store: &Store, conversation_id: i64, message_id: i64) -> Result
     with_db!(store, pool => sqlx::query_as(&sql).bind(message_id).bind(conversation_id).fetch_optional(pool).await)
 }
 
+/// The message just before `message_id` in its conversation (one step back along the
+/// (conversation, id) index): what grouping and day separators compare with.
+pub async fn previous(store: &Store, conversation_id: i64, message_id: i64) -> Result<Option<super::timeline::Prev>, sqlx::Error> {
+    let sql = "SELECT author_id, created_at, kind FROM messages WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT 1";
+    let row: Option<(i64, i64, String)> =
+        with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(message_id).fetch_optional(pool).await)?;
+    Ok(row.map(|(author_id, created_at, kind)| super::timeline::Prev { author_id, created_at, system: kind == "system" }))
+}
+
 /// When `author_id` last wrote a message here (for slowmode).
 pub async fn last_sent_at(store: &Store, conversation_id: i64, author_id: i64) -> Result<Option<i64>, sqlx::Error> {
     let sql = "SELECT MAX(created_at) FROM messages WHERE conversation_id = $1 AND author_id = $2 AND kind = 'text'";

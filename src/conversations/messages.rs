@@ -27,6 +27,7 @@ use super::markdown;
 use super::message_store::{self, MessageRow, Window};
 use super::writer::NewMessage;
 use super::model::{Access, parse_body};
+use crate::web::time::Clock;
 use super::pages::{Compose, ComposeFragment, new_client_id, render_message, render_page, reply_view};
 use super::reactions::parse_emoji;
 use super::store;
@@ -136,7 +137,7 @@ async fn send_checked(
         Some(reply_id) => reply_view(state, id, reply_id).await?,
         None => None,
     };
-    let refusal = match send_refusal(state, access).await? {
+    let refusal = match send_refusal(state, access, &user.zone).await? {
         Some(refusal) => Some(refusal),
         None => refused.map(|(status, why)| (status, why, None)),
     };
@@ -199,21 +200,21 @@ async fn send_checked(
     }
     let mut compose = Compose::fresh(id);
     compose.oob = true;
-    let mut html = if created { render_message(state, access, message_id).await? } else { String::new() };
+    let mut html = if created { render_message(state, access, message_id, &Clock::at_now(&user.zone), true).await? } else { String::new() };
     html.push_str(&ComposeFragment { compose }.render()?);
     Ok((Html(html).into_response(), created))
 }
 
 /// Why this member may not send here now, if they may not: a timeout, no
 /// SEND_MESSAGES in a channel, or slowmode with the wait left (status and Retry-After).
-async fn send_refusal(state: &AppState, access: &Access) -> AppResult<Option<(StatusCode, String, Option<u64>)>> {
+async fn send_refusal(state: &AppState, access: &Access, zone: &crate::web::time::Zone) -> AppResult<Option<(StatusCode, String, Option<u64>)>> {
     if access.is_dm() {
         let refusal = crate::accounts::privacy::dm_send_refusal(&state.store, access.conversation.id, access.user_id).await?;
         return Ok(refusal.map(|why| (StatusCode::FORBIDDEN, why.to_string(), None)));
     }
     let Some(channel) = &access.channel else { return Ok(None) };
     if let Some(until) = channel.timed_out_until {
-        let why = format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until));
+        let why = format!("You are timed out until {}: you can read this channel but not send.", Clock::at_now(zone).stamp(until));
         return Ok(Some((StatusCode::FORBIDDEN, why, None)));
     }
     if !access.can_send() {
@@ -256,9 +257,9 @@ async fn target(state: &AppState, access: &Access, message_id: i64) -> AppResult
 }
 
 /// After an action on one message: its new partial for htmx, back to it otherwise.
-async fn answer(state: &AppState, access: &Access, headers: &HeaderMap, message_id: i64, extra: &str) -> AppResult<Response> {
+async fn answer(state: &AppState, access: &Access, headers: &HeaderMap, message_id: i64, extra: &str, clock: &Clock) -> AppResult<Response> {
     if wants_fragment(headers) {
-        let mut html = render_message(state, access, message_id).await?;
+        let mut html = render_message(state, access, message_id, clock, false).await?;
         html.push_str(extra);
         return Ok(Html(html).into_response());
     }
@@ -340,7 +341,7 @@ pub async fn edit(
         group_mentions(&state, &access, &body, &mut mentions).await?;
         message_store::edit(&state.store, message_id, &body, &html, &mentions, id).await?;
     }
-    answer(&state, &access, &headers, message_id, "").await
+    answer(&state, &access, &headers, message_id, "", &Clock::at_now(&user.zone)).await
 }
 
 pub async fn delete(
@@ -366,7 +367,7 @@ pub async fn delete(
         // Its files go now (the periodic sweep would get them too).
         crate::files::sweep::soon(&state);
     }
-    answer(&state, &access, &headers, message_id, "").await
+    answer(&state, &access, &headers, message_id, "", &Clock::at_now(&user.zone)).await
 }
 
 #[derive(Deserialize)]
@@ -398,7 +399,7 @@ pub async fn react(
         }
     };
     message_store::toggle_reaction(&state.store, id, message_id, user.id, &emoji).await?;
-    answer(&state, &access, &headers, message_id, "").await
+    answer(&state, &access, &headers, message_id, "", &Clock::at_now(&user.zone)).await
 }
 
 /// The reaction picker for one message, as `_react_picker.html` reads it: `inline`
@@ -491,10 +492,10 @@ async fn set_pin(state: AppState, user: CurrentUser, headers: HeaderMap, id: i64
         message_store::set_pinned(&state.store, id, message_id, pin.then_some(user.id)).await?;
         if pin {
             let system_id = post_system(&state, id, user.id, &format!("{} pinned a message", user.name())).await?;
-            extra = format!(r#"<div hx-swap-oob="live:#messages">{}</div>"#, render_message(&state, &access, system_id).await?);
+            extra = format!(r#"<div hx-swap-oob="live:#messages">{}</div>"#, render_message(&state, &access, system_id, &Clock::at_now(&user.zone), true).await?);
         }
     }
-    answer(&state, &access, &headers, message_id, &extra).await
+    answer(&state, &access, &headers, message_id, &extra, &Clock::at_now(&user.zone)).await
 }
 
 pub async fn pin(state: State<AppState>, user: CurrentUser, headers: HeaderMap, Path((id, message_id)): Path<(i64, i64)>) -> AppResult<Response> {

@@ -16,6 +16,7 @@ mod requests;
 pub mod rendered;
 pub mod search;
 pub mod store;
+pub mod timeline;
 pub mod views;
 pub mod writer;
 

@@ -15,6 +15,8 @@ use crate::web::layout::Page;
 use crate::web::shell::wants_fragment;
 
 use super::access::require;
+use super::timeline;
+use crate::web::time::Clock;
 use super::message_store::{self, Window};
 use super::model::{Access, HistoryQuery};
 use super::store::{self, MemberRow};
@@ -109,7 +111,9 @@ pub async fn render_page(
     // Channels show no receipts and no member count: their member list can be a whole
     // community, and nothing on a channel page needs it.
     let members = if access.is_channel() { Vec::new() } else { store::members(&state.store, id).await? };
-    let mut messages = views::build(&state.store, page.messages, access.moderated()).await?;
+    let clock = Clock::at_now(&user.zone);
+    let mut messages = views::build(&state.store, page.messages, access.moderated(), &clock).await?;
+    timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
     // Who blocked the viewer matters only for statuses shown here (a DM partner's, or
     // authors'): most channel pages have none and skip the query.
     let blockers = if access.is_dm() || messages.iter().any(|m| m.author_status.is_set()) {
@@ -152,7 +156,7 @@ pub async fn render_page(
         Some(rights) => {
             let shell = crate::servers::nav::shell(state, &rights.server, Some(id)).await?;
             let locked = match rights.timed_out_until {
-                Some(until) => Some(format!("You are timed out until {}: you can read this channel but not send.", crate::web::time::format_time(until))),
+                Some(until) => Some(format!("You are timed out until {}: you can read this channel but not send.", clock.stamp(until))),
                 None if !access.can_send() => Some("You do not have permission to send messages in this channel.".to_string()),
                 None => None,
             };
@@ -252,7 +256,9 @@ pub async fn history(
     };
     if wants_fragment(&headers) && params.before.is_some() {
         let page = message_store::page(&state.store, id, window).await?;
-        let mut messages = views::build(&state.store, page.messages, access.moderated()).await?;
+        let clock = Clock::at_now(&user.zone);
+        let mut messages = views::build(&state.store, page.messages, access.moderated(), &clock).await?;
+        timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
         views::hide_statuses(&mut messages, &crate::accounts::privacy::blockers_of(&state.store, user.id).await?);
         let fragment = HistoryFragment {
             conversation_id: id,
@@ -284,12 +290,20 @@ pub async fn message_fragment(
     Path((id, message_id)): Path<(i64, i64)>,
 ) -> AppResult<Html<String>> {
     let access = require(&state.store, user.id, id).await?;
-    Ok(Html(render_message(&state, &access, message_id).await?))
+    Ok(Html(render_message(&state, &access, message_id, &Clock::at_now(&user.zone), false).await?))
 }
 
-pub async fn render_message(state: &AppState, access: &Access, message_id: i64) -> AppResult<String> {
+/// One message as `clock` shows it, grouped as on the page. `with_day` adds its day
+/// separator (a new message placed by id); a message replacing itself in place
+/// (`outerHTML`, after an edit) must come without it.
+pub async fn render_message(state: &AppState, access: &Access, message_id: i64, clock: &Clock, with_day: bool) -> AppResult<String> {
     let row = message_store::get(&state.store, access.conversation.id, message_id).await?.ok_or(AppError::NotFound)?;
-    let mut views = views::build(&state.store, vec![row], access.moderated()).await?;
+    let mut views = views::build(&state.store, vec![row], access.moderated(), clock).await?;
+    let before = message_store::previous(&state.store, access.conversation.id, message_id).await?;
+    timeline::arrange(&mut views, before, clock, true);
+    if !with_day {
+        views.iter_mut().for_each(|v| v.day = None);
+    }
     views::hide_statuses(&mut views, &crate::accounts::privacy::blockers_of(&state.store, access.user_id).await?);
     let view = views.first().ok_or(AppError::NotFound)?;
     Ok(MessageFragment { m: view }.render()?)
@@ -310,7 +324,10 @@ pub async fn pins(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let access = require(&state.store, user.id, id).await?;
     let members = store::members(&state.store, id).await?;
     let rows = message_store::pinned(&state.store, id).await?;
-    let mut messages = views::build(&state.store, rows, access.moderated()).await?;
+    let clock = Clock::at_now(&user.zone);
+    let mut messages = views::build(&state.store, rows, access.moderated(), &clock).await?;
+    // Pins are not consecutive: dated, never grouped.
+    timeline::arrange(&mut messages, None, &clock, false);
     views::hide_statuses(&mut messages, &crate::accounts::privacy::blockers_of(&state.store, user.id).await?);
     let title = conversation_title(&access, &members);
     Ok(PinsPage {

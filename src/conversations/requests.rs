@@ -11,7 +11,7 @@ use crate::accounts::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::layout::Page;
-use crate::web::time::format_time;
+use crate::web::time::Clock;
 
 use super::message_store::{self, Window};
 use super::request_store::{self, RequestRow};
@@ -40,11 +40,12 @@ pub struct RequestPage {
     sidebar: views::Sidebar,
     request: RequestRow,
     messages: Vec<MessageView>,
+    clock: Clock,
 }
 
 impl RequestPage {
     fn since(&self) -> String {
-        format_time(self.request.created_at)
+        self.clock.stamp(self.request.created_at)
     }
 }
 
@@ -53,12 +54,15 @@ impl RequestPage {
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<RequestPage> {
     let request = request_store::get(&state.store, user.id, id).await?.ok_or(AppError::NotFound)?;
     let page = message_store::page(&state.store, id, Window::Latest).await?;
-    let messages = views::build(&state.store, page.messages, false).await?;
+    let clock = Clock::at_now(&user.zone);
+    let mut messages = views::build(&state.store, page.messages, false, &clock).await?;
+    super::timeline::arrange_page(&state.store, id, &mut messages, page.has_older, &clock).await?;
     Ok(RequestPage {
         page: Page::new(format!("Message request from {}", request.from_name), Some(&user)),
         sidebar: views::sidebar_for(&state, user.id, None).await?,
         request,
         messages,
+        clock,
     })
 }
 

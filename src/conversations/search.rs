@@ -12,7 +12,7 @@ use crate::error::AppResult;
 use crate::state::AppState;
 use crate::store::{Db, Store};
 use crate::web::layout::Page;
-use crate::web::time::{format_time, iso};
+use crate::web::time::{Clock, iso};
 
 use super::store;
 use super::views;
@@ -50,7 +50,9 @@ pub struct Hit {
     pub conversation_id: i64,
     pub conversation_title: String,
     pub author_name: String,
+    pub created_at: i64,
     pub time_iso: String,
+    /// "Today 14:05" in the searcher's zone (set by the page).
     pub time_label: String,
     /// Escaped text with `<mark>` around the matches: safe to insert as HTML.
     pub snippet_html: String,
@@ -251,8 +253,9 @@ pub async fn search(store: &Store, user_id: i64, query: &SearchQuery) -> Result<
                 conversation_id: row.conversation_id,
                 conversation_title: views::title(&row.kind, &row.name, row.other_name.as_deref()),
                 author_name,
+                created_at: row.created_at,
                 time_iso: iso(row.created_at),
-                time_label: format_time(row.created_at),
+                time_label: String::new(),
                 snippet_html: highlight(&raw),
             }
         })
@@ -364,6 +367,10 @@ pub async fn page(State(state): State<AppState>, user: CurrentUser, Query(params
                 let conversation_id = if let Scope::Conversation(id) = scope { Some(id) } else { None };
                 let search_query = SearchQuery { words: parsed.words.clone(), conversation_id, author_id };
                 hits = search(&state.store, user.id, &search_query).await?;
+                let clock = Clock::at_now(&user.zone);
+                for hit in &mut hits {
+                    hit.time_label = clock.stamp(hit.created_at);
+                }
             }
         }
     }

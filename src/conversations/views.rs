@@ -8,7 +8,7 @@ use askama::Template;
 
 use crate::error::AppResult;
 use crate::store::Store;
-use crate::web::time::{format_time, iso};
+use crate::web::time::{Clock, iso};
 
 use super::message_store::{self, MessageRow};
 use super::rendered;
@@ -18,6 +18,7 @@ use crate::files::model::AttachmentView;
 use crate::accounts::privacy;
 use crate::accounts::profile::StatusView;
 
+#[derive(Clone, Default)]
 pub struct ReplyView {
     pub id: i64,
     pub author_name: String,
@@ -25,6 +26,7 @@ pub struct ReplyView {
     pub deleted: bool,
 }
 
+#[derive(Clone)]
 pub struct ReactionView {
     pub emoji: String,
     pub count: usize,
@@ -32,6 +34,8 @@ pub struct ReactionView {
     pub reactor_ids: String,
 }
 
+/// Cloned only to render a live frame again in another time zone.
+#[derive(Clone, Default)]
 pub struct MessageView {
     pub id: i64,
     pub conversation_id: i64,
@@ -45,9 +49,19 @@ pub struct MessageView {
     pub group: bool,
     pub html: String,
     pub text: String,
+    pub created_at: i64,
+    pub edited_at: Option<i64>,
     pub time_iso: String,
+    /// `14:05` in the viewer's zone; the full date and zone in `time_title`.
     pub time_label: String,
+    pub time_title: String,
     pub edited: Option<String>,
+    /// The day separator shown before this message (its day differs from the one
+    /// before it in the viewer's zone).
+    pub day: Option<super::timeline::DaySeparator>,
+    /// A follow-up in its author's group: its header is there for assistive
+    /// technology (it names the article) but not shown.
+    pub continued: bool,
     pub reply: Option<ReplyView>,
     pub reactions: Vec<ReactionView>,
     pub mentions_attr: String,
@@ -77,10 +91,10 @@ pub fn name_of(row: &MessageRow) -> String {
     crate::accounts::model::shown_name(&row.display_name, &row.username).to_string()
 }
 
-/// Views for `rows`, with their reactions and mentions loaded in one query whatever
+/// Views for `rows` (times as `clock` shows them), with their reactions and mentions loaded in one query whatever
 /// the page size (reply quotes come joined to the rows). Bodies are rendered from
 /// their markdown source here, at read time (`rendered`), never taken from stored HTML.
-pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResult<Vec<MessageView>> {
+pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool, clock: &Clock) -> AppResult<Vec<MessageView>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut reactions: HashMap<i64, Vec<ReactionView>> = HashMap::new();
     let mut mentions: HashMap<i64, (String, Vec<String>)> = HashMap::new();
@@ -133,7 +147,7 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 let names: Vec<&str> = mentioned.iter().map(String::as_str).collect();
                 rendered::body_html(row.id, row.edited_at.unwrap_or(row.created_at), &row.body, &names).to_string()
             };
-            MessageView {
+            let mut view = MessageView {
                 id: row.id,
                 conversation_id: row.conversation_id,
                 author_id: row.author_id,
@@ -145,9 +159,14 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 group,
                 text: if system { row.body.clone() } else { String::new() },
                 html,
+                created_at: row.created_at,
+                edited_at: row.edited_at,
                 time_iso: iso(row.created_at),
-                time_label: format_time(row.created_at),
-                edited: row.edited_at.map(format_time),
+                time_label: String::new(),
+                time_title: String::new(),
+                edited: None,
+                day: None,
+                continued: false,
                 reply,
                 reactions: reactions.remove(&row.id).unwrap_or_default(),
                 mentions_attr,
@@ -155,7 +174,9 @@ pub async fn build(store: &Store, rows: Vec<MessageRow>, group: bool) -> AppResu
                 files: pictures_files.1,
                 author_status: StatusView::current(row.author_id, &row.status_emoji, &row.status_text, row.status_expires_at),
                 author_avatar: crate::accounts::profile::AvatarView::new(row.author_id, &name_of(&row), row.avatar_key.as_deref()),
-            }
+            };
+            view.set_times(clock);
+            view
         })
         .collect())
 }

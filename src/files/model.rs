@@ -3,6 +3,7 @@
 use super::store::AttachmentRow;
 
 /// An attachment as the message partial shows it: a picture in the grid, or a card.
+#[derive(Clone)]
 pub struct AttachmentView {
     pub url: String,
     pub thumb_url: Option<String>,

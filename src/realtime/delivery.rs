@@ -1,5 +1,5 @@
 //! What the hub hands to streams: an event already framed as SSE bytes (rendered once
-//! for every subscriber), plus the few facts a stream needs to add its viewer's own
+//! for every subscriber, or once per time zone among them), plus the few facts a stream needs to add its viewer's own
 //! touches (unread badges, "you were removed", who else is typing).
 
 use bytes::Bytes;
@@ -29,6 +29,8 @@ pub struct Delivery {
     pub revoke: bool,
     /// Viewers' badge frames for this delivery, rendered once per distinct count.
     pub badges: BadgeFrames,
+    /// A message's frame in other time zones than UTC (`frame`'s), once per zone.
+    pub zoned: Option<Box<super::zoned::ZonedFrames>>,
 }
 
 /// Most badges distinct counts kept per delivery; beyond, frames are rendered per stream.
@@ -56,7 +58,7 @@ impl BadgeFrames {
 
 impl Delivery {
     pub fn ephemeral(conversation_id: i64, frame: Bytes) -> Delivery {
-        Delivery { event: None, conversation_id, message: None, typing: None, frame, revoke: false, badges: BadgeFrames::default() }
+        Delivery { event: None, conversation_id, message: None, typing: None, frame, revoke: false, badges: BadgeFrames::default(), zoned: None }
     }
 
     pub fn id(&self) -> Option<i64> {

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod stream;
 pub mod swap;
 pub mod typing;
+mod zoned;
 
 use std::collections::HashSet;
 use std::sync::Arc;

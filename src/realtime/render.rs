@@ -15,6 +15,8 @@ use crate::store::Store;
 use crate::with_db;
 
 use super::delivery::{Delivery, MessageFacts, frame};
+use super::zoned::ZonedFrames;
+use crate::web::time::Clock;
 use super::swap::{Op, place_into};
 use crate::store::log::{Event, Kind};
 
@@ -87,7 +89,9 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
                 (r.id, views::preview(r.id, Some(&r.body), Some(&r.kind), r.deleted_at.is_some(), Some(&author)))
             })
             .collect();
-        let mut built = views::build(store, rows, group).await?;
+        // Rendered in UTC; streams in other zones get theirs from `ZonedFrames`.
+        let clock = Clock::utc();
+        let mut built = views::build(store, rows, group, &clock).await?;
         // The frame is the same for every member, so the status of an author who
         // blocked one of them stays out of it (the page shows it to everyone else).
         let authors: Vec<(i64, i64)> =
@@ -96,10 +100,14 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
         for view in built.iter_mut().filter(|v| blockers.contains(&(v.author_id, v.conversation_id))) {
             view.author_status = crate::accounts::profile::StatusView::hidden(view.author_id);
         }
-        for view in built {
+        for mut view in built {
+            // Grouped and dated as the page shows it: one indexed step back.
+            let prev = message_store::previous(store, view.conversation_id, view.id).await?;
+            view.set_day(prev, &clock);
+            view.set_continued(prev);
             let html = MessageFragment { m: &view }.render()?;
             let preview = previews.remove(&view.id).unwrap_or_default();
-            messages.insert(view.id, (view, html, preview));
+            messages.insert(view.id, (view, html, preview, prev));
         }
     }
 
@@ -132,10 +140,12 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
         let c = event.conversation_id;
         let mut html = String::new();
         let mut facts = None;
+        let mut zoned = None;
         match event.kind {
             Kind::Message | Kind::MessageChanged => {
-                if let Some((view, partial, preview)) = event.subject_id.and_then(|id| messages.get(&id)) {
+                if let Some((view, partial, preview, prev)) = event.subject_id.and_then(|id| messages.get(&id)) {
                     place_into(&mut html, Op::Into(&format!("#messages[data-conversation-id='{c}']")), partial)?;
+                    let message_end = html.len();
                     // A channel has no sidebar entry and no receipts: its frame is the
                     // message alone (~160 bytes less for each of thousands of viewers).
                     let channel = info.get(&c).is_some_and(|c| c.kind == "text");
@@ -147,6 +157,7 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
                         place_into(&mut html, Op::Replace, &sidebar)?;
                         place_into(&mut html, Op::Top(&format!("sidebar-{c}")), "")?;
                     }
+                    zoned = Some(Box::new(ZonedFrames::new(event.id, view.clone(), *prev, html[message_end..].to_string())));
                     if event.kind == Kind::Message {
                         facts = Some(MessageFacts {
                             author_id: view.author_id,
@@ -182,6 +193,7 @@ pub async fn render(store: &Store, events: &[Event]) -> AppResult<Vec<Arc<Delive
             frame,
             revoke: false,
             badges: Default::default(),
+            zoned,
         }));
     }
     Ok(out)

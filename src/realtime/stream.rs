@@ -56,6 +56,8 @@ struct Stream {
     queue: VecDeque<Bytes>,
     last_id: i64,
     badges: HashMap<i64, Badge>,
+    /// The viewer's time zone when not UTC (UTC viewers take the shared frame as is).
+    zone: Option<crate::web::time::Zone>,
     heartbeat: tokio::time::Interval,
     done: bool,
 }
@@ -110,6 +112,7 @@ pub async fn events(
         queue: VecDeque::new(),
         last_id: snapshot,
         badges: HashMap::new(),
+        zone: Some(user.zone.clone()).filter(|zone| !zone.is_utc()),
         heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
         done: false,
     };
@@ -286,8 +289,12 @@ impl Stream {
                 _ => {}
             }
         }
-        if !delivery.frame.is_empty() {
-            self.queue.push_back(delivery.frame.clone());
+        let shared = match (&self.zone, &delivery.zoned) {
+            (Some(zone), Some(zoned)) => zoned.frame_for(zone)?,
+            _ => delivery.frame.clone(),
+        };
+        if !shared.is_empty() {
+            self.queue.push_back(shared);
         }
         Ok(())
     }
@@ -352,6 +359,7 @@ mod tests {
             queue: Default::default(),
             last_id: 0,
             badges: Default::default(),
+            zone: None,
             heartbeat: tokio::time::interval(std::time::Duration::from_secs(1)),
             done: true,
         };

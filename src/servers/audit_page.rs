@@ -12,7 +12,7 @@ use crate::accounts::CurrentUser;
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::web::layout::Page;
-use crate::web::time::{format_time, iso};
+use crate::web::time::{Clock, iso};
 
 use super::audit::{self, ACTIONS, Action, AuditRow};
 use super::context;
@@ -45,7 +45,7 @@ pub struct AuditItem {
     pub time_label: String,
 }
 
-fn item(row: AuditRow) -> AuditItem {
+fn item(row: AuditRow, clock: &Clock) -> AuditItem {
     AuditItem {
         actor: row.actor_name.unwrap_or_else(|| "Deleted account".into()),
         label: Action::label_of(&row.action),
@@ -54,7 +54,7 @@ fn item(row: AuditRow) -> AuditItem {
         after: row.after_text,
         reason: row.reason,
         time_iso: iso(row.created_at),
-        time_label: format_time(row.created_at),
+        time_label: clock.stamp(row.created_at),
     }
 }
 
@@ -112,7 +112,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         rail: shell.rail,
         rail_home: false,
         nav: shell.nav,
-        items: rows.into_iter().map(item).collect(),
+        items: rows.into_iter().map(|row| item(row, &Clock::at_now(&user.zone))).collect(),
         actor: query.actor,
         action: action.to_string(),
         actions: ACTIONS.iter().map(|(_, key, label)| (*key, *label)).collect(),

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::store::now_ms;
 use crate::web::Form;
 use crate::web::layout::Page;
-use crate::web::time::format_time;
+use crate::web::time::Clock;
 
 use super::audit::{Action, Entry};
 use super::context;
@@ -50,10 +50,10 @@ pub struct InvitesPage {
     error: Option<String>,
 }
 
-fn item(row: InviteRow) -> InviteItem {
+fn item(row: InviteRow, clock: &Clock) -> InviteItem {
     InviteItem {
         uses: if row.max_uses > 0 { format!("{} of {}", row.uses, row.max_uses) } else { row.uses.to_string() },
-        expires: row.expires_at.map_or_else(|| "Never".to_string(), format_time),
+        expires: row.expires_at.map_or_else(|| "Never".to_string(), |at| clock.stamp(at)),
         creator: row.creator_name.unwrap_or_else(|| "Deleted account".into()),
         code: row.code,
     }
@@ -68,7 +68,7 @@ async fn invites_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
         .await?
         .into_iter()
         .filter(|i| can_revoke || i.creator_id == Some(user.id))
-        .map(item)
+        .map(|row| item(row, &Clock::at_now(&user.zone)))
         .collect();
     let shell = shell(state, &access, None).await?;
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };

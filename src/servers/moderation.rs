@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::store::now_ms;
 use crate::web::Form;
 use crate::web::layout::Page;
-use crate::web::time::format_time;
+use crate::web::time::{Clock, format_time};
 
 use super::audit::{Action, Entry};
 use super::context::{self, MemberFacts, ServerAccess};
@@ -149,8 +149,8 @@ async fn member_page(state: &AppState, user: &CurrentUser, access: &ServerAccess
         nav: shell.nav,
         roles: access.shape.held_roles(facts).iter().filter_map(|r| access.shape.role(r.id)).map(|r| r.name.clone()).collect(),
         owner: member.user_id == access.shape.server.owner_id,
-        joined: format_time(member.joined_at),
-        timed_out_until: member.timeout_until.filter(|&t| t > now_ms()).map(format_time),
+        joined: Clock::at_now(&user.zone).stamp(member.joined_at),
+        timed_out_until: member.timeout_until.filter(|&t| t > now_ms()).map(|t| Clock::at_now(&user.zone).stamp(t)),
         can_kick: allowed(Permissions::KICK_MEMBERS),
         can_ban: allowed(Permissions::BAN_MEMBERS),
         can_timeout: allowed(Permissions::MODERATE_MEMBERS),
@@ -259,11 +259,12 @@ pub struct BansPage {
     rail_home: bool,
     nav: ChannelNav,
     bans: Vec<BanRow>,
+    clock: Clock,
 }
 
 impl BansPage {
     fn when(&self, ms: &i64) -> String {
-        format_time(*ms)
+        self.clock.stamp(*ms)
     }
 }
 
@@ -277,6 +278,7 @@ pub async fn bans(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         rail_home: false,
         nav: shell.nav,
         bans: moderation_store::bans(&state.store, id).await?,
+        clock: Clock::at_now(&user.zone),
     })
 }
 

@@ -11,6 +11,8 @@ pub struct Viewer {
     pub username: String,
     /// The name to show (the display name when set, else the username).
     pub name: String,
+    /// No time zone chosen yet: app.js offers the browser's (once).
+    pub offer_zone: bool,
 }
 
 impl Viewer {

@@ -372,6 +372,14 @@ impl Browser {
         }
     }
 
+    /// Makes this browser live in `zone` (as if started with `TZ=zone`): Chromium's
+    /// DevTools override, which chromedriver carries for us.
+    pub(crate) async fn set_time_zone(&self, zone: &str) {
+        let url = format!("{}/session/{}/goog/cdp/execute", self.driver, self.session);
+        let command = json!({ "cmd": "Emulation.setTimezoneOverride", "params": { "timezoneId": zone } });
+        http_json(Method::POST, &url, Some(command)).await.unwrap_or_else(|e| panic!("browser {}: set the time zone: {e}", self.name));
+    }
+
     /// Kills this browser's Chromium at once, as a crash or a pulled plug would.
     pub(crate) fn kill(&self) {
         if let Some(pid) = self.pid {

@@ -33,3 +33,5 @@ mod server_roles;
 mod server_matrix;
 mod servers;
 mod sessions;
+mod times;
+mod browser_phone;
