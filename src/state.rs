@@ -21,4 +21,6 @@ pub struct AppState {
     pub devices: Arc<crate::accounts::device_cache::DeviceCache>,
     /// Where attached files live: the data dir or an S3 bucket.
     pub files: crate::files::Storage,
+    /// Web Push: the VAPID key and the background sender.
+    pub push: crate::push::Pusher,
 }

@@ -20,6 +20,7 @@ mod browser_scale;
 mod browser_servers;
 mod operations;
 mod privacy;
+mod push;
 mod pwa;
 mod profiles;
 mod reactions;
