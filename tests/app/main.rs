@@ -18,6 +18,7 @@ mod browser_moderation;
 mod browser_pwa;
 mod browser_scale;
 mod browser_servers;
+mod notifications;
 mod operations;
 mod privacy;
 mod push;

@@ -10,6 +10,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 
 use crate::conversations::{conversation_id, open_dm, send};
+use crate::server_roles::{everyone_id, set_override};
+use crate::servers::{channel_id, create_server, invite};
 use crate::support::push_service::{PushService, assert_vapid};
 use crate::support::{Backend, Client, FLOW_ARGS, TestApp};
 
@@ -26,6 +28,7 @@ macro_rules! push_tests {
 push_tests!(
     bob_is_pushed_a_dm_and_a_mention_but_not_his_own_a_muted_or_an_open_conversation,
     a_push_service_answering_410_removes_the_subscription,
+    in_a_server_only_those_who_see_the_channel_and_want_it_are_pushed,
     only_well_formed_subscriptions_to_allowed_endpoints_are_accepted,
 );
 
@@ -213,4 +216,40 @@ async fn only_well_formed_subscriptions_to_allowed_endpoints_are_accepted(app: T
     assert_eq!(alice.post(&format!("/push/subscriptions/{action}"), &[]).await.status, StatusCode::NOT_FOUND, "not Alice's");
     bob.post(&format!("/push/subscriptions/{action}"), &[]).await.assert_redirect("/settings/notifications");
     assert!(bob.get("/settings/notifications").await.body.contains("Push notifications are off for this device."));
+}
+
+async fn in_a_server_only_those_who_see_the_channel_and_want_it_are_pushed(app: TestApp) {
+    let service = PushService::start().await;
+    let mut alice = person(&app, "alice").await;
+    let mut bob = person(&app, "bob").await;
+    let server = create_server(&mut alice, "Bakery").await;
+    alice.post(&format!("/s/{server}/channels"), &[("kind", "text"), ("name", "kitchen"), ("category", "none")]).await;
+    let home = alice.get(&format!("/s/{server}")).await.body;
+    let (general, kitchen) = (channel_id(&home, "general"), channel_id(&home, "kitchen"));
+    let everyone = everyone_id(&mut alice, server).await;
+    set_override(&mut alice, server, &format!("channel/{kitchen}"), ("role", &everyone.to_string()), &[("view_channel", "deny")]).await;
+    let code = invite(&mut alice, server, "0", "0").await;
+    bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{server}"));
+    subscribe(&mut bob, &service, "/push/bob").await;
+
+    // Mentioned where he cannot look: nothing (not even that the channel exists).
+    send(&mut alice, kitchen, "@bob the secret recipe is ready").await;
+    nothing_arrives(&service, "Bob cannot see #kitchen").await;
+    let hello = send(&mut alice, general, "@bob welcome to the bakery").await;
+    let push = service.expect_push(WAIT).await;
+    assert_eq!((push.title.as_str(), push.url.clone()), ("alice in #general", format!("/c/{general}/m/{hello}")));
+
+    // The whole server muted: channel mentions stay quiet.
+    bob.post(&format!("/s/{server}/notifications"), &[("level", "all"), ("mute", "forever")]).await.assert_redirect(&format!("/s/{server}#notifications"));
+    send(&mut alice, general, "@bob are you there?").await;
+    nothing_arrives(&service, "Bob muted the server").await;
+    // Unmuted but set to Nothing for the server; #general set to All messages wins.
+    bob.post(&format!("/s/{server}/notifications"), &[("level", "nothing"), ("mute", "off")]).await.assert_redirect(&format!("/s/{server}#notifications"));
+    send(&mut alice, general, "@bob still quiet?").await;
+    nothing_arrives(&service, "the server is set to Nothing").await;
+    let channel = bob.get(&format!("/c/{general}")).await.body;
+    assert!(channel.contains("As the server (Nothing)"), "the channel offers the server's level as its default");
+    bob.post(&format!("/c/{general}/notifications"), &[("level", "all"), ("mute", "")]).await.assert_redirect(&format!("/c/{general}#notifications"));
+    send(&mut alice, general, "@bob the channel's own level wins").await;
+    assert!(service.expect_push(WAIT).await.body.contains("the channel's own level wins"));
 }
