@@ -108,13 +108,8 @@ pub async fn save_conversation(
     Form(input): Form<NotifyInput>,
 ) -> AppResult<Response> {
     let access = require(&state.store, user.id, id).await?;
-    let current = store::get(&state.store, user.id, Scope::Conversation(id)).await?;
-    let result = apply(current, &input, access.is_channel());
-    if let Ok(setting) = &result {
-        store::save(&state.store, user.id, Scope::Conversation(id), *setting).await?;
-    }
-    let form = form_for_conversation(&state, &access).await?;
-    answer(&headers, form, result.err(), &format!("/c/{id}"))
+    let error = store_choice(&state, user.id, Scope::Conversation(id), &input, access.is_channel()).await?;
+    answer(&headers, form_for_conversation(&state, &access).await?, error, &format!("/c/{id}"))
 }
 
 pub async fn save_server(
@@ -126,13 +121,20 @@ pub async fn save_server(
 ) -> AppResult<Response> {
     // Members only; anyone else gets 404 as for the server itself.
     crate::servers::context::require(&state.store, user.id, id).await?;
-    let current = store::get(&state.store, user.id, Scope::Server(id)).await?;
-    let result = apply(current, &input, false);
-    if let Ok(setting) = &result {
-        store::save(&state.store, user.id, Scope::Server(id), *setting).await?;
+    let error = store_choice(&state, user.id, Scope::Server(id), &input, false).await?;
+    answer(&headers, form_for_server(&state, user.id, id).await?, error, &format!("/s/{id}"))
+}
+
+/// Saves the form's choice over the stored one; what is wrong with it, if anything.
+async fn store_choice(state: &AppState, user_id: i64, scope: Scope, input: &NotifyInput, has_default: bool) -> AppResult<Option<String>> {
+    let current = store::get(&state.store, user_id, scope).await?;
+    match apply(current, input, has_default) {
+        Ok(setting) => {
+            store::save(&state.store, user_id, scope, setting).await?;
+            Ok(None)
+        }
+        Err(why) => Ok(Some(why)),
     }
-    let form = form_for_server(&state, user.id, id).await?;
-    answer(&headers, form, result.err(), &format!("/s/{id}"))
 }
 
 /// htmx: the form again (saved, or with the error). A plain post: back to the page
