@@ -1,6 +1,6 @@
 //! Issue 12, Web Push (acceptance 6): the test is the push service. Bob registers its
 //! endpoint through `POST /push/subscriptions`; it receives and decrypts a push for
-//! Alice's DM and for a mention in a group, none for Bob's own message, a group message
+//! Alice's DM, a mention in a group and a reply to him, none for Bob's own message, a group message
 //! that is not for him, a muted conversation or one he has open; a 410 from it removes
 //! the subscription.
 
@@ -26,7 +26,7 @@ macro_rules! push_tests {
 }
 
 push_tests!(
-    bob_is_pushed_a_dm_and_a_mention_but_not_his_own_a_muted_or_an_open_conversation,
+    bob_is_pushed_a_dm_a_mention_and_a_reply_but_not_his_own_a_muted_or_an_open_one,
     a_push_service_answering_410_removes_the_subscription,
     in_a_server_only_those_who_see_the_channel_and_want_it_are_pushed,
     only_well_formed_subscriptions_to_allowed_endpoints_are_accepted,
@@ -60,7 +60,7 @@ async fn nothing_arrives(service: &PushService, why: &str) {
     }
 }
 
-async fn bob_is_pushed_a_dm_and_a_mention_but_not_his_own_a_muted_or_an_open_conversation(app: TestApp) {
+async fn bob_is_pushed_a_dm_a_mention_and_a_reply_but_not_his_own_a_muted_or_an_open_one(app: TestApp) {
     let service = PushService::start().await;
     let mut alice = person(&app, "alice").await;
     let mut bob = person(&app, "bob").await;
@@ -93,6 +93,13 @@ async fn bob_is_pushed_a_dm_and_a_mention_but_not_his_own_a_muted_or_an_open_con
     assert_eq!(push.title, "alice in Lunch crew");
     assert!(push.body.contains("can you book a table?"), "{push:?}");
     assert_eq!(push.url, format!("/c/{group}/m/{mention}"));
+    // A reply to Bob's message pushes him, though it names nobody.
+    let snacks = send(&mut bob, group, "I'll bring snacks").await;
+    nothing_arrives(&service, "Bob's own group message").await;
+    let reply = alice.post(&format!("/c/{group}/messages"), &[("body", "Great, thanks!"), ("client_id", "reply-1"), ("reply_to", &snacks.to_string())]).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "reply: {}", reply.body);
+    let push = service.expect_push(WAIT).await;
+    assert_eq!((push.title.as_str(), push.body.as_str()), ("alice in Lunch crew", "Great, thanks!"));
 
     // Bob has the DM open in a visible tab: no push while he looks; after, again.
     let looking = bob.post("/push/focus", &[("conversation_id", &dm.to_string()), ("visible", "1")]).await;
