@@ -55,7 +55,7 @@ impl NotifyForm {
 /// The form for a conversation the viewer is in.
 pub async fn form_for_conversation(state: &AppState, access: &Access) -> AppResult<NotifyForm> {
     let id = access.conversation.id;
-    let own = store::get(&state.store, access.user_id, Scope::Conversation(id)).await?;
+    let own = access.notify;
     let default_label = match &access.channel {
         Some(rights) => {
             let server = store::get(&state.store, access.user_id, Scope::Server(rights.server_id)).await?;
@@ -109,6 +109,8 @@ pub async fn save_conversation(
 ) -> AppResult<Response> {
     let access = require(&state.store, user.id, id).await?;
     let error = store_choice(&state, user.id, Scope::Conversation(id), &input, access.is_channel()).await?;
+    // Read again: the form shows what is stored now.
+    let access = require(&state.store, user.id, id).await?;
     answer(&headers, form_for_conversation(&state, &access).await?, error, &format!("/c/{id}"))
 }
 
