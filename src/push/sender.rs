@@ -6,7 +6,8 @@
 //! Who gets one: the other member of a DM; whoever the message mentions (by name, or
 //! through @everyone/@here/a role, as the writer already resolved); the author of the
 //! message replied to. Never the sender, never someone who is not a member (channel
-//! membership is exactly who may see it, `servers::visibility`), never someone whose
+//! membership is exactly who may see it, `servers::visibility`), never someone who
+//! blocked the sender, never someone whose
 //! level or mute excludes it, never someone with the conversation open in a visible
 //! tab (`push_focus`, kept fresh by the page).
 
@@ -199,6 +200,8 @@ async fn recipients(store: &Store, sent: &Sent, server_id: Option<i64>, direct: 
             query.push_bind(server_id.unwrap_or(0));
             query.push(" WHERE m.conversation_id = ").push_bind(sent.conversation_id);
             query.push(" AND m.user_id <> ").push_bind(sent.author_id);
+            // Someone who blocked the author hears nothing from them, mention or not.
+            query.push(" AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = m.user_id AND b.blocked_id = ").push_bind(sent.author_id).push(")");
             if !chunk.is_empty() {
                 query.push(" AND m.user_id IN (");
                 let mut list = query.separated(", ");

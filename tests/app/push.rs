@@ -130,6 +130,10 @@ async fn bob_is_pushed_a_dm_a_mention_and_a_reply_but_not_his_own_a_muted_or_an_
     nothing_arrives(&service, "Bob wants only mentions from the DM").await;
     send(&mut alice, dm, "@bob this one is for you").await;
     assert!(service.expect_push(WAIT).await.body.contains("this one is for you"));
+    // Bob blocks Alice: her mentions in the group they share reach him no more.
+    bob.post("/u/alice/block", &[]).await.assert_redirect("/u/alice");
+    send(&mut alice, group, "@bob why so quiet?").await;
+    nothing_arrives(&service, "Bob blocked Alice").await;
 }
 
 async fn a_push_service_answering_410_removes_the_subscription(app: TestApp) {
