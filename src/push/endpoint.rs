@@ -148,6 +148,15 @@ mod tests {
         assert!(parse("http://127.0.0.1/push/1", true).is_err());
     }
 
+    /// At send time a name is resolved by `PublicOnly`: one that points at this machine
+    /// (as a rebinding attacker's would, later) resolves to nothing the client may use.
+    #[tokio::test]
+    async fn the_senders_resolver_drops_loopback_and_private_answers() {
+        let name: Name = "localhost".parse().expect("a host name");
+        let resolved = PublicOnly.resolve(name).await;
+        assert!(resolved.is_err(), "localhost must not resolve for pushes: {:?}", resolved.map(|a| a.collect::<Vec<_>>()));
+    }
+
     #[test]
     fn audience_keeps_a_non_default_port() {
         let url = Url::parse("http://127.0.0.1:9000/push/1").expect("url");
