@@ -12,6 +12,7 @@
 //! cargo bench --bench reale_load -- rooms [--rooms 1000] [--members 10] [--users 1000] [--rates 2000,10000]
 //! cargo bench --bench reale_load -- cross [same as rooms; --rates 5000]
 //! cargo bench --bench reale_load -- channel [--members 10000] [--users 1000] [--channels 100] [--subs 10000] [--rates 10,50,100]
+//! cargo bench --bench reale_load -- files [--uploads 100] [--mb 10]
 //! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600] [--quiet-wait 300]; rooms/cross: [--streams-per-user 1])
 //!
 //! Users are few (argon2 makes each registration tens of ms of server CPU) and hold
@@ -33,6 +34,8 @@
 mod cpu;
 #[path = "load/channel.rs"]
 mod channel;
+#[path = "load/files.rs"]
+mod files;
 use cpu::{cpu_secs, machine_busy_secs};
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -109,7 +112,8 @@ fn main() {
             Some("rooms") => rooms(&args, false).await,
             Some("cross") => rooms(&args, true).await,
             Some("channel") => channel::channel(&args).await,
-            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross | channel  (see the file's top comment)"),
+            Some("files") => files::files(&args).await,
+            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross | channel | files  (see the file's top comment)"),
         }
     });
     kill_children();
@@ -667,6 +671,24 @@ struct Target {
     streams: u64,
 }
 
+/// This machine is shared (builds, tests): waits (up to `--quiet-wait` s, default 5 min)
+/// for a second in which processes other than this one and `pids` used under 10 % of a
+/// core, so they don't skew the numbers.
+async fn wait_quiet(pids: &[u32]) {
+    let server_cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+    let waited = Instant::now();
+    for _ in 0..QUIET_WAIT.load(Relaxed) {
+        let (s0, g0, a0) = (server_cpu(), cpu_secs(std::process::id()), machine_busy_secs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if (machine_busy_secs() - a0) - (server_cpu() - s0) - (cpu_secs(std::process::id()) - g0) < 0.1 {
+            break;
+        }
+    }
+    if waited.elapsed() > Duration::from_secs(2) {
+        println!("  (waited {:.0} s for other processes to quieten)", waited.elapsed().as_secs_f64());
+    }
+}
+
 /// Sends `rate` messages/s for `secs` seconds on a fixed schedule (open loop), spread
 /// round-robin over `targets`, then waits for deliveries to stop; prints one table row.
 /// Returns whether other processes disturbed it (the caller then tries again).
@@ -683,20 +705,7 @@ async fn run_phase(run: &Run, targets: &Arc<Vec<Target>>, first_seq: usize, rate
     let closed_before = ctx.closed.load(Relaxed);
     let total = rate * secs;
     let server_cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
-    // This machine is shared (builds, tests): wait (up to `--quiet-wait` s, default 5 min)
-    // for a second in which other processes used under 10 % of a core, so they don't skew
-    // the numbers.
-    let waited = Instant::now();
-    for _ in 0..QUIET_WAIT.load(Relaxed) {
-        let (s0, g0, a0) = (server_cpu(), cpu_secs(std::process::id()), machine_busy_secs());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if (machine_busy_secs() - a0) - (server_cpu() - s0) - (cpu_secs(std::process::id()) - g0) < 0.1 {
-            break;
-        }
-    }
-    if waited.elapsed() > Duration::from_secs(2) {
-        println!("  (waited {:.0} s for other processes to quieten)", waited.elapsed().as_secs_f64());
-    }
+    wait_quiet(pids).await;
     let (server0, gen0, all0) = (server_cpu(), cpu_secs(std::process::id()), machine_busy_secs());
     let gate = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
     let start = Instant::now();

@@ -120,6 +120,15 @@ pub struct Config {
     /// `mailto:admin@example.org`. Default: the public URL when it is https.
     #[arg(long, env = "REALE_PUSH_CONTACT")]
     pub push_contact: Option<String>,
+    /// The one UDP port all voice and video media goes through (0: any free port).
+    /// Opened when the first person joins a voice channel.
+    #[arg(long, env = "REALE_RTC_PORT", default_value_t = 8443)]
+    pub rtc_port: u16,
+
+    /// Addresses announced to browsers for media, comma-separated (default: 127.0.0.1
+    /// and this host's IPv4 addresses). Behind NAT, give the public address.
+    #[arg(long, env = "REALE_RTC_PUBLIC_IP", value_delimiter = ',')]
+    pub rtc_public_ip: Vec<std::net::IpAddr>,
 }
 
 impl Config {

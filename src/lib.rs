@@ -13,6 +13,7 @@ pub mod realtime;
 pub mod servers;
 pub mod state;
 pub mod store;
+pub mod voice;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -77,7 +78,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let files = files::Storage::open(&config).await?;
     let vapid = push::vapid::Vapid::load_or_create(&store, config.push_contact()).await?;
     let push = push::Pusher::start(store.clone(), vapid, config.push_allow_loopback)?;
+    let voice = voice::Voice::new(&config, store.clone(), realtime.clone());
     let state = AppState {
+        voice,
         files,
         push,
         devices,
@@ -105,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .merge(files::routes())
         .merge(notifications::routes(&state))
         .merge(push::routes(&state))
+        .merge(voice::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

@@ -23,4 +23,6 @@ pub struct AppState {
     pub files: crate::files::Storage,
     /// Web Push: the VAPID key and the background sender.
     pub push: crate::push::Pusher,
+    /// Voice rooms and the SFU (started by the first join).
+    pub voice: Arc<crate::voice::Voice>,
 }

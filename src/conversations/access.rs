@@ -9,7 +9,26 @@ use crate::servers::{self, permissions::Permissions};
 
 use super::model::{Access, ChannelRights, Conversation, Role};
 
+/// A DM, group or text channel the user may see (a voice channel is not a conversation
+/// to write in: 404, like anything else they cannot use here).
 pub async fn require(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
+    let access = require_any(store, user_id, conversation_id).await?;
+    if access.conversation.kind == "voice" {
+        return Err(AppError::NotFound);
+    }
+    Ok(access)
+}
+
+/// A voice channel the user may see.
+pub async fn require_voice(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
+    let access = require_any(store, user_id, conversation_id).await?;
+    if access.conversation.kind != "voice" {
+        return Err(AppError::NotFound);
+    }
+    Ok(access)
+}
+
+async fn require_any(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
     let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id, s.version, ns.level, ns.muted_until
                FROM conversations c JOIN members m ON m.conversation_id = c.id AND m.user_id = $2
                LEFT JOIN servers s ON s.id = c.server_id

@@ -33,6 +33,8 @@ pub struct ChannelItem {
     pub id: i64,
     pub name: String,
     pub voice: bool,
+    /// Who is in it now, for a voice channel.
+    pub voice_members: Vec<crate::voice::MemberView>,
     pub unread: i64,
     pub mentioned: i64,
     pub active: bool,
@@ -84,7 +86,7 @@ pub async fn rail(store: &Store, user_id: i64, active: Option<i64>) -> AppResult
 
 /// Channels grouped under their categories (uncategorised first, as Discord shows
 /// them), only those the member can see; `active` is the open channel.
-pub async fn channel_nav(store: &Store, access: &ServerAccess, active: Option<i64>) -> AppResult<ChannelNav> {
+pub async fn channel_nav(store: &Store, voice: &crate::voice::Voice, access: &ServerAccess, active: Option<i64>) -> AppResult<ChannelNav> {
     let states = store::channel_states(store, access.me.user_id, access.id()).await?;
     let item = |c: &ChannelRow| {
         let state = states.iter().find(|s| s.conversation_id == c.id);
@@ -93,6 +95,7 @@ pub async fn channel_nav(store: &Store, access: &ServerAccess, active: Option<i6
             id: c.id,
             name: c.name.clone(),
             voice: c.is_voice(),
+            voice_members: if c.is_voice() { voice.members(c.id) } else { Vec::new() },
             unread: if is_active { 0 } else { state.map_or(0, |s| s.unread) },
             mentioned: if is_active { 0 } else { state.map_or(0, |s| s.mentioned) },
             active: is_active,
@@ -133,7 +136,7 @@ pub async fn shell(state: &crate::state::AppState, access: &ServerAccess, active
     Ok(ServerShell {
         rail: rail(&state.store, access.me.user_id, Some(access.id())).await?,
         rail_home: false,
-        nav: channel_nav(&state.store, access, active_channel).await?,
+        nav: channel_nav(&state.store, &state.voice, access, active_channel).await?,
     })
 }
 

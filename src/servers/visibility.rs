@@ -1,5 +1,5 @@
-//! Who sees which channel, kept as conversation membership. A text channel's
-//! `members` rows are exactly the server members whose permissions include
+//! Who sees which channel, kept as conversation membership. A channel's (text or
+//! voice) `members` rows are exactly the server members whose permissions include
 //! VIEW_CHANNEL there; every change that could move that line (joining, leaving, a
 //! role, an override, a new channel) re-plans the server's rows in the same write
 //! transaction and logs `joined` / `left` events for the difference.
@@ -9,6 +9,8 @@
 //! already decide by membership. Materialising visibility means each of them obeys
 //! channel permissions without a second code path, and losing VIEW_CHANNEL reaches an
 //! open stream (on every instance) as the same `left` event a removal from a group is.
+//! Voice channels have rows too: their live roster reaches exactly those rows' streams,
+//! and a `left` row takes the person out of the room.
 
 use std::collections::HashSet;
 
@@ -45,7 +47,7 @@ pub fn plan(shape: Option<&ServerShape>, members: &[MemberFacts], current: &[(i6
     let mut plan = Plan::default();
     if let Some(shape) = shape {
         let held: Vec<_> = members.iter().map(|m| shape.held_roles(m)).collect();
-        for channel in shape.channels.iter().filter(|c| c.kind == "text") {
+        for channel in &shape.channels {
             for (member, roles) in members.iter().zip(&held) {
                 if shape.channel_permissions_held(channel, member, roles).contains(Permissions::VIEW_CHANNEL) {
                     wanted.insert((channel.id, member.user_id));

@@ -18,6 +18,8 @@ struct Asset {
 const ASSETS: &[Asset] = &[
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../../assets/app.css") },
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/app.js") },
+    // Only voice pages load it (WebRTC).
+    Asset { name: "voice.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/voice.js") },
     Asset { name: "htmx.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-2.0.11.min.js") },
     Asset { name: "sse.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-ext-sse-2.2.4.min.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("../../assets/icon.svg") },

@@ -286,6 +286,11 @@ impl Driver {
 
     /// A new WebDriver session: its own Chromium with a fresh profile.
     pub(crate) async fn browser(&mut self, name: &'static str, chromium: &Path, javascript: bool) -> Result<Browser, String> {
+        self.browser_with(name, chromium, javascript, &[]).await
+    }
+
+    /// `browser` with more Chromium switches (fake camera and microphone, say).
+    pub(crate) async fn browser_with(&mut self, name: &'static str, chromium: &Path, javascript: bool, switches: &[&str]) -> Result<Browser, String> {
         let profile = std::env::temp_dir().join(format!(
             "reale_chromium_{}_{name}_{:08x}",
             std::process::id(),
@@ -303,6 +308,9 @@ impl Driver {
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
+        if let Some(args) = chrome["args"].as_array_mut() {
+            args.extend(switches.iter().map(|s| json!(s)));
+        }
         if !javascript {
             chrome["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
@@ -364,6 +372,13 @@ impl Browser {
         }
     }
 
+    /// Kills this browser's Chromium at once, as a crash or a pulled plug would.
+    pub(crate) fn kill(&self) {
+        if let Some(pid) = self.pid {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+
     /// Waits until this browser shows a conversation page, loaded, and says which.
     pub(crate) async fn wait_for_conversation(&self, after: &str) -> i64 {
         let client = &self.client;
@@ -390,6 +405,14 @@ impl Browser {
         let message = format!("Message {username}");
         self.button(&message).await.click().await.unwrap_or_else(|e| panic!("click {message}: {e}"));
         self.wait_for_conversation(&format!("clicking {message}")).await
+    }
+
+    /// Runs `script` at the start of every page this browser opens, before the page's
+    /// own scripts (DevTools' Page.addScriptToEvaluateOnNewDocument, through chromedriver).
+    pub(crate) async fn on_every_page(&self, script: &str) {
+        let url = format!("{}/session/{}/goog/cdp/execute", self.driver, self.session);
+        let body = json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": script } });
+        http_json(Method::POST, &url, Some(body)).await.unwrap_or_else(|e| panic!("browser {}: adding a script to every page: {e}", self.name));
     }
 
     pub(crate) async fn goto(&self, url: &str) {

@@ -117,7 +117,7 @@ async fn run_flow(base: &str, owner: &Browser, friend: &Browser) {
     click_button(owner, "Create channel").await;
     owner.wait_for_path(&format!("/s/{server}/channels"), "creating a voice channel").await;
     owner.goto(&format!("{base}/s/{server}")).await;
-    owner.the_one("//nav//span[contains(@class,'voice')][contains(.,'Lounge')]", "the voice channel in the list").await;
+    owner.the_one("//nav//a[contains(@class,'voice')][contains(.,'Lounge')]", "the voice channel in the list").await;
     owner.the_one("//nav//h3[.='Projects']/following-sibling::ul[1]//a[normalize-space(text()[1])='help-desk']", "#help-desk under Projects").await;
     owner.the_one("//nav//h3[.='Projects']/following-sibling::ul[1]//a[normalize-space(text()[1])='show-and-tell']", "#show-and-tell under Projects").await;
 

@@ -1,6 +1,7 @@
 //! Reale's integration tests: one binary, so the app links once.
 
 mod support;
+mod voice;
 
 mod accounts;
 mod avatars;
@@ -19,6 +20,7 @@ mod browser_pwa;
 mod browser_scale;
 mod browser_servers;
 mod notifications;
+mod browser_voice;
 mod operations;
 mod privacy;
 mod push;

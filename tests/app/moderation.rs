@@ -65,7 +65,7 @@ async fn give_role(app: &TestApp, server: i64, username: &str, role: &str, permi
     });
 }
 
-async fn user_id(app: &TestApp, username: &str) -> i64 {
+pub(crate) async fn user_id(app: &TestApp, username: &str) -> i64 {
     reale::conversations::store::user_by_username(&app.state.store, username).await.expect("query").expect("user").id
 }
 

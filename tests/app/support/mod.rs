@@ -102,6 +102,14 @@ impl TestApp {
         if !args.contains(&"--public-url") {
             config.public_url = None;
         }
+        // Voice media on a free loopback port: many apps run at once, and tests talk
+        // only to 127.0.0.0/8.
+        if !args.contains(&"--rtc-port") {
+            config.rtc_port = 0;
+        }
+        if !args.contains(&"--rtc-public-ip") {
+            config.rtc_public_ip = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        }
         let state = match reale::build_state(config).await {
             Ok(state) => state,
             Err(error) => {

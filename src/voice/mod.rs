@@ -1,0 +1,249 @@
+//! Voice: rooms (a server's voice channel), who is in each, and the SFU inside this
+//! binary that forwards their media (`sfu`, `peer`). The web side (`routes`) checks
+//! permissions, hands the browser's offer to the SFU and returns its answer; the roster
+//! here is what pages and live frames show of each room.
+//!
+//! A person is in at most one room at a time, across tabs and devices: joining
+//! elsewhere ends the earlier connection. The SFU starts with the first join, so an
+//! instance nobody talks on holds no socket or thread for it.
+
+mod page;
+mod peer;
+mod roster;
+mod routes;
+mod sfu;
+
+pub use roster::{MemberView, RosterFragment};
+pub use routes::routes;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use askama::Template;
+
+use crate::conversations::access;
+use crate::error::AppError;
+use crate::realtime::Realtime;
+use crate::servers::permissions::Permissions;
+use crate::store::Store;
+use crate::realtime::delivery::{Delivery, frame};
+use crate::realtime::swap::{Op, place};
+
+use roster::{Member, Roster};
+use sfu::{Command, Report, Sfu};
+
+pub struct Voice {
+    port: u16,
+    ips: Vec<IpAddr>,
+    sfu: OnceLock<Result<Sfu, String>>,
+    roster: Mutex<Roster>,
+    next_peer: AtomicU64,
+    realtime: Arc<Realtime>,
+    store: Store,
+}
+
+/// How often everyone in a room here is checked against their permissions now: a kick,
+/// a ban, a lost CONNECT takes them out, a lost SPEAK or a timeout silences them.
+const RECHECK: Duration = Duration::from_millis(500);
+
+impl Voice {
+    pub fn new(config: &crate::config::Config, store: Store, realtime: Arc<Realtime>) -> Arc<Voice> {
+        let ips = if config.rtc_public_ip.is_empty() { default_ips() } else { config.rtc_public_ip.clone() };
+        Arc::new(Voice {
+            port: config.rtc_port,
+            ips,
+            sfu: OnceLock::new(),
+            roster: Mutex::default(),
+            next_peer: AtomicU64::new(1),
+            realtime,
+            store,
+        })
+    }
+
+    fn roster(&self) -> MutexGuard<'_, Roster> {
+        self.roster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The SFU, started on first use; why not, if it cannot start (the port is taken).
+    fn sfu(self: &Arc<Self>) -> Result<&Sfu, String> {
+        let started = self.sfu.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let sfu = Sfu::start(self.port, &self.ips, tx).map_err(|e| {
+                tracing::error!(port = self.port, error = %e, "voice: cannot open the media port");
+                format!("Voice is unavailable on this server right now (media port {}: {e}).", self.port)
+            })?;
+            tracing::info!(addrs = ?sfu.addrs, "voice: media on UDP");
+            let voice = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(report) = rx.recv().await {
+                    let Some(voice) = voice.upgrade() else { return };
+                    voice.reported(report);
+                }
+            });
+            tokio::spawn(recheck(Arc::downgrade(self)));
+            Ok(sfu)
+        });
+        started.as_ref().map_err(Clone::clone)
+    }
+
+    /// Who is in `room` now, as pages show it.
+    pub fn members(&self, room: i64) -> Vec<MemberView> {
+        self.roster().members(room)
+    }
+
+    /// Puts `user` into `room` with the browser's offer; the SFU's answer. Whatever room
+    /// the user was in before (any tab, any device), they leave it.
+    pub async fn join(self: &Arc<Self>, (room, room_name): (i64, &str), user_id: i64, name: &str, may_speak: bool, offer: str0m::change::SdpOffer) -> Result<(u64, str0m::change::SdpAnswer), String> {
+        let sfu = self.sfu()?;
+        let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if !sfu.send(Command::Join { peer, room, offer, reply }) {
+            return Err("Voice is unavailable on this server right now.".into());
+        }
+        let answer = answer.await.map_err(|_| "Voice is unavailable on this server right now.".to_string())??;
+        if !may_speak {
+            sfu.send(Command::Mute { peer, muted: true });
+        }
+        let left = self.roster().put(Member::new(peer, (room, room_name), user_id, name, !may_speak));
+        if let Some(old) = left {
+            sfu.send(Command::Leave { peer: old.peer });
+            if old.room != room {
+                self.broadcast(old.room, &old.room_name);
+            }
+        }
+        self.broadcast(room, room_name);
+        Ok((peer, answer))
+    }
+
+    /// The user leaves `room` (no-op if they are not in it).
+    pub fn leave(self: &Arc<Self>, room: i64, user_id: i64) {
+        let gone = self.roster().remove_user(user_id, Some(room));
+        if let Some(member) = gone {
+            if let Ok(sfu) = self.sfu() {
+                sfu.send(Command::Leave { peer: member.peer });
+            }
+            self.broadcast(room, &member.room_name);
+        }
+    }
+
+    /// Self mute and deafen, as the person sets them.
+    pub fn set_self(self: &Arc<Self>, room: i64, user_id: i64, muted: Option<bool>, deafened: Option<bool>) -> bool {
+        let changed = self.roster().update(user_id, room, |m| {
+            if let Some(muted) = muted {
+                m.self_muted = muted;
+            }
+            if let Some(deafened) = deafened {
+                m.deafened = deafened;
+                // Discord: deafening mutes too, undeafening restores the microphone.
+                m.self_muted = m.self_muted || deafened;
+            }
+        });
+        let Some(member) = changed else { return false };
+        if let Ok(sfu) = self.sfu() {
+            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+            sfu.send(Command::Deafen { peer: member.peer, deaf: member.deafened });
+        }
+        self.broadcast(room, &member.room_name);
+        true
+    }
+
+    /// Silenced by the server (no SPEAK, timed out) or not; broadcast when it changed.
+    fn set_server_muted(self: &Arc<Self>, room: i64, user_id: i64, silenced: bool) {
+        let mut changed = false;
+        let member = self.roster().update(user_id, room, |m| {
+            changed = m.server_muted != silenced;
+            m.server_muted = silenced;
+        });
+        let Some(member) = member.filter(|_| changed) else { return };
+        if let Ok(sfu) = self.sfu() {
+            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+        }
+        self.broadcast(room, &member.room_name);
+    }
+
+    fn reported(self: &Arc<Self>, report: Report) {
+        match report {
+            Report::Gone { peer } => {
+                let gone = self.roster().remove_peer(peer);
+                if let Some(member) = gone {
+                    self.broadcast(member.room, &member.room_name);
+                }
+            }
+            Report::Speaking { peer, on } => {
+                let changed = self.roster().set_speaking(peer, on);
+                if let Some((room, name)) = changed {
+                    self.broadcast(room, &name);
+                }
+            }
+        }
+    }
+
+    /// The room's roster to everyone here who can see the channel.
+    fn broadcast(&self, room: i64, room_name: &str) {
+        let members = self.members(room);
+        let fragment = RosterFragment { room, room_name, members: &members };
+        let html = match fragment.render().and_then(|html| place(Op::Each(&format!(".voice-{room}")), &html)) {
+            Ok(html) => html,
+            Err(error) => {
+                tracing::error!(%error, "voice: roster did not render");
+                return;
+            }
+        };
+        self.realtime.hub.send_to_conversation(room, Arc::new(Delivery::ephemeral(room, frame(None, &html))));
+    }
+}
+
+/// Every `RECHECK`, each participant here against what they may do in their room now.
+async fn recheck(voice: Weak<Voice>) {
+    let mut tick = tokio::time::interval(RECHECK);
+    loop {
+        tick.tick().await;
+        let Some(voice) = voice.upgrade() else { return };
+        let everyone = voice.roster().everyone();
+        for (user_id, room) in everyone {
+            let rights = access::require_voice(&voice.store, user_id, room).await;
+            let channel = match &rights {
+                Ok(access) => access.channel.as_ref(),
+                Err(AppError::NotFound) => None,
+                // The database is busy or away: keep everyone until it answers.
+                Err(_) => continue,
+            };
+            match channel {
+                // A timeout takes CONNECT away too (it keeps only reading), but someone
+                // already in stays and listens, silenced, as "cannot speak" says.
+                Some(c) if c.has(Permissions::CONNECT) || c.timed_out_until.is_some() => {
+                    let silenced = !c.has(Permissions::SPEAK) || c.timed_out_until.is_some();
+                    voice.set_server_muted(room, user_id, silenced);
+                }
+                _ => voice.leave(room, user_id),
+            }
+        }
+    }
+}
+
+/// 127.0.0.1 and this host's IPv4 addresses.
+fn default_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1])];
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we only read and then free.
+    unsafe {
+        if libc::getifaddrs(&mut list) == 0 {
+            let mut at = list;
+            while !at.is_null() {
+                let addr = (*at).ifa_addr;
+                if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                    let v4 = &*(addr as *const libc::sockaddr_in);
+                    let ip = IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes());
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                at = (*at).ifa_next;
+            }
+            libc::freeifaddrs(list);
+        }
+    }
+    ips
+}

@@ -1,0 +1,52 @@
+//! The page of a voice channel: who is in it (live), and the controls to join, mute,
+//! deafen and leave. Talking needs JavaScript (WebRTC); without it the page says so and
+//! still shows who is in.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+
+use crate::accounts::CurrentUser;
+use crate::error::AppResult;
+use crate::servers::context;
+use crate::servers::nav::{ChannelNav, RailItem, shell};
+use crate::state::AppState;
+use crate::web::assets;
+use crate::web::layout::Page;
+
+use super::MemberView;
+use super::routes::{Room, room};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "voice/show.html")]
+pub struct VoicePage {
+    page: Page,
+    rail: Vec<RailItem>,
+    rail_home: bool,
+    nav: ChannelNav,
+    voice: Room,
+    /// The roster partial's names.
+    room: i64,
+    room_name: String,
+    members: Vec<MemberView>,
+    voice_js: &'static str,
+}
+
+pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<VoicePage> {
+    let voice = room(&state, &user, id).await?;
+    let access = context::require(&state.store, user.id, voice.server_id).await?;
+    let shell = shell(&state, &access, Some(id)).await?;
+    let mut page = Page::new(format!("🔊 {} · {}", voice.name, access.shape.server.name), Some(&user));
+    page.live_since = Some(crate::store::log::newest(&state.store).await?);
+    Ok(VoicePage {
+        page,
+        rail: shell.rail,
+        rail_home: false,
+        nav: shell.nav,
+        room: id,
+        room_name: voice.name.clone(),
+        members: state.voice.members(id),
+        voice,
+        voice_js: assets::url("voice.js"),
+    })
+}

@@ -1,0 +1,148 @@
+//! Who is in each voice room on this instance, with their mute, deafen and speaking
+//! state: what the channel list and the voice page show, live.
+
+use std::collections::HashMap;
+
+use askama::Template;
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub peer: u64,
+    pub room: i64,
+    /// The voice channel's name, for the roster's label.
+    pub room_name: String,
+    pub user_id: i64,
+    pub name: String,
+    pub self_muted: bool,
+    pub deafened: bool,
+    /// Silenced by the server: no SPEAK, a timeout, or a moderator.
+    pub server_muted: bool,
+    pub speaking: bool,
+}
+
+impl Member {
+    pub fn new(peer: u64, room: (i64, &str), user_id: i64, name: &str, server_muted: bool) -> Member {
+        Member { peer, room: room.0, room_name: room.1.to_string(), user_id, name: name.to_string(), self_muted: false, deafened: false, server_muted, speaking: false }
+    }
+
+    /// Whether what they say reaches no one.
+    pub fn silenced(&self) -> bool {
+        self.self_muted || self.server_muted
+    }
+}
+
+/// One person in a room, as shown.
+pub struct MemberView {
+    pub user_id: i64,
+    pub name: String,
+    pub muted: bool,
+    pub server_muted: bool,
+    pub deafened: bool,
+    pub speaking: bool,
+}
+
+#[derive(Template)]
+#[template(path = "voice/_roster.html")]
+pub struct RosterFragment<'a> {
+    pub room: i64,
+    pub room_name: &'a str,
+    pub members: &'a [MemberView],
+}
+
+/// Rooms by id, in joining order.
+#[derive(Default)]
+pub struct Roster {
+    rooms: HashMap<i64, Vec<Member>>,
+}
+
+impl Roster {
+    pub fn members(&self, room: i64) -> Vec<MemberView> {
+        self.rooms.get(&room).map_or_else(Vec::new, |members| {
+            members
+                .iter()
+                .map(|m| MemberView {
+                    user_id: m.user_id,
+                    name: m.name.clone(),
+                    muted: m.self_muted,
+                    server_muted: m.server_muted,
+                    deafened: m.deafened,
+                    speaking: m.speaking && !m.silenced(),
+                })
+                .collect()
+        })
+    }
+
+    /// (user, room) of everyone in a room here.
+    pub fn everyone(&self) -> Vec<(i64, i64)> {
+        self.rooms.values().flatten().map(|m| (m.user_id, m.room)).collect()
+    }
+
+    /// Adds `member`; the user's earlier membership anywhere, which it replaces.
+    pub fn put(&mut self, member: Member) -> Option<Member> {
+        let old = self.remove_user(member.user_id, None);
+        self.rooms.entry(member.room).or_default().push(member);
+        old
+    }
+
+    /// Removes the user from `room` (or from wherever they are).
+    pub fn remove_user(&mut self, user_id: i64, room: Option<i64>) -> Option<Member> {
+        self.remove_where(|m| m.user_id == user_id && room.is_none_or(|r| r == m.room))
+    }
+
+    pub fn remove_peer(&mut self, peer: u64) -> Option<Member> {
+        self.remove_where(|m| m.peer == peer)
+    }
+
+    fn remove_where(&mut self, matches: impl Fn(&Member) -> bool) -> Option<Member> {
+        let (&room, members) = self.rooms.iter_mut().find(|(_, members)| members.iter().any(&matches))?;
+        let at = members.iter().position(&matches)?;
+        let member = members.remove(at);
+        if members.is_empty() {
+            self.rooms.remove(&room);
+        }
+        Some(member)
+    }
+
+    /// Changes the user's entry in `room`; the entry after the change.
+    pub fn update(&mut self, user_id: i64, room: i64, change: impl FnOnce(&mut Member)) -> Option<Member> {
+        let member = self.rooms.get_mut(&room)?.iter_mut().find(|m| m.user_id == user_id)?;
+        change(member);
+        Some(member.clone())
+    }
+
+    /// The room whose roster changed (id and name), if it did.
+    pub fn set_speaking(&mut self, peer: u64, on: bool) -> Option<(i64, String)> {
+        let member = self.rooms.values_mut().flat_map(|m| m.iter_mut()).find(|m| m.peer == peer)?;
+        (member.speaking != on).then(|| {
+            member.speaking = on;
+            (member.room, member.room_name.clone())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_is_in_one_room_at_a_time() {
+        let mut roster = Roster::default();
+        assert!(roster.put(Member::new(1, (10, "v"), 7, "alice", false)).is_none());
+        roster.put(Member::new(2, (10, "v"), 8, "bob", false));
+        let old = roster.put(Member::new(3, (20, "v"), 7, "alice", false)).expect("alice was in room 10");
+        assert_eq!((old.peer, old.room), (1, 10));
+        assert_eq!(roster.members(10).iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["bob"]);
+        assert_eq!(roster.members(20).iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["alice"]);
+        assert!(roster.remove_peer(2).is_some());
+        assert!(roster.members(10).is_empty());
+    }
+
+    #[test]
+    fn a_silenced_person_is_never_shown_speaking() {
+        let mut roster = Roster::default();
+        roster.put(Member::new(1, (10, "v"), 7, "alice", true));
+        assert_eq!(roster.set_speaking(1, true), Some((10, "v".to_string())));
+        assert!(!roster.members(10)[0].speaking);
+        assert_eq!(roster.set_speaking(1, true), None, "no change, no broadcast");
+    }
+}

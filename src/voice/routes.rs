@@ -1,0 +1,101 @@
+//! Voice routes: the page of a voice channel, joining with the browser's SDP offer
+//! (JSON in, the SFU's answer out; the only JSON this app speaks, as WebRTC needs
+//! JavaScript anyway), leaving, and self mute/deafen as plain forms.
+
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use str0m::change::{SdpAnswer, SdpOffer};
+
+use crate::accounts::CurrentUser;
+use crate::accounts::throttle::{Class, limited};
+use crate::conversations::access;
+use crate::error::{AppError, AppResult};
+use crate::servers::permissions::Permissions;
+use crate::state::AppState;
+
+use super::page;
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let write = |route| limited(state, Class::Write, route);
+    Router::new()
+        .route("/v/{id}", get(page::show))
+        .route("/v/{id}/rtc", write(post(connect)))
+        .route("/v/{id}/leave", write(post(leave)))
+        .route("/v/{id}/mute", write(post(mute)))
+        .route("/v/{id}/deafen", write(post(deafen)))
+}
+
+/// A voice channel as one member may use it: 404 unless they can see it.
+pub struct Room {
+    pub id: i64,
+    pub name: String,
+    pub server_id: i64,
+    pub can_connect: bool,
+    pub can_speak: bool,
+}
+
+pub async fn room(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Room> {
+    let access = access::require_voice(&state.store, user.id, id).await?;
+    let rights = access.channel.as_ref().ok_or(AppError::NotFound)?;
+    Ok(Room {
+        id,
+        name: access.conversation.name.clone(),
+        server_id: rights.server_id,
+        can_connect: rights.has(Permissions::CONNECT),
+        // A timed-out member keeps only what reading needs, so SPEAK is gone too.
+        can_speak: rights.has(Permissions::SPEAK) && rights.timed_out_until.is_none(),
+    })
+}
+
+#[derive(Serialize)]
+struct Connected {
+    peer: u64,
+    answer: SdpAnswer,
+    muted_by_server: bool,
+}
+
+async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(offer): Json<SdpOffer>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    if !room.can_connect {
+        return Err(AppError::Forbidden("You do not have permission to join this voice channel."));
+    }
+    match state.voice.join((room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
+        Ok((peer, answer)) => Ok(Json(Connected { peer, answer, muted_by_server: !room.can_speak }).into_response()),
+        Err(why) => Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response()),
+    }
+}
+
+async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    state.voice.leave(room.id, user.id);
+    Ok(Redirect::to(&format!("/v/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct Switch {
+    #[serde(default)]
+    on: String,
+}
+
+impl Switch {
+    fn on(&self) -> bool {
+        matches!(self.on.as_str(), "true" | "on" | "1")
+    }
+}
+
+async fn mute(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    state.voice.set_self(room.id, user.id, Some(input.on()), None);
+    Ok(Redirect::to(&format!("/v/{id}")).into_response())
+}
+
+async fn deafen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    state.voice.set_self(room.id, user.id, None, Some(input.on()));
+    Ok(Redirect::to(&format!("/v/{id}")).into_response())
+}

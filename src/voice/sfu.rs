@@ -1,0 +1,282 @@
+//! The SFU: one thread owns every peer of this instance and forwards each room's media
+//! between its participants without decoding it. All media arrives on one UDP port
+//! (one socket per announced address); a reader thread per socket hands datagrams to
+//! the SFU thread, which also takes commands (join, leave, mute) from the web side and
+//! sends back reports (gone, speaking). Nothing here runs on the async runtime.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+use super::peer::{Peer, Polled};
+
+pub enum Command {
+    Join { peer: u64, room: i64, offer: SdpOffer, reply: oneshot::Sender<Result<SdpAnswer, String>> },
+    Leave { peer: u64 },
+    /// Stop (or resume) forwarding what this peer says.
+    Mute { peer: u64, muted: bool },
+    /// Stop (or resume) forwarding anything to this peer.
+    Deafen { peer: u64, deaf: bool },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The peer's connection ended (closed, failed, or lost for too long).
+    Gone { peer: u64 },
+    Speaking { peer: u64, on: bool },
+}
+
+enum Inbox {
+    Packet { socket: usize, at: Instant, source: SocketAddr, data: Vec<u8> },
+    Command(Command),
+}
+
+/// The handle the web side holds.
+pub struct Sfu {
+    tx: Sender<Inbox>,
+    /// Where media arrives, as announced to browsers.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Louder than this (dBov) counts as speaking.
+const SPEAKING_LEVEL: i8 = -50;
+/// How often speaking changes are reported.
+const SPEAKING_EVERY: Duration = Duration::from_millis(250);
+
+impl Sfu {
+    /// Binds `port` (0: a free one) on every address in `ips` and starts the threads.
+    pub fn start(port: u16, ips: &[IpAddr], reports: UnboundedSender<Report>) -> io::Result<Sfu> {
+        let mut sockets = Vec::new();
+        let mut port = port;
+        let mut last_error = None;
+        for ip in ips {
+            match UdpSocket::bind(SocketAddr::new(*ip, port)) {
+                Ok(socket) => {
+                    port = socket.local_addr()?.port();
+                    sockets.push(Arc::new(socket));
+                }
+                Err(error) => {
+                    tracing::warn!(%ip, port, %error, "voice: cannot bind this address for media");
+                    last_error = Some(error);
+                }
+            }
+        }
+        if sockets.is_empty() {
+            return Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind")));
+        }
+        let addrs = sockets.iter().map(|s| s.local_addr()).collect::<io::Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel();
+        for (index, socket) in sockets.iter().enumerate() {
+            let (socket, tx) = (socket.clone(), tx.clone());
+            std::thread::Builder::new().name(format!("reale-rtc-read-{index}")).spawn(move || read(index, &socket, &tx))?;
+        }
+        let locals = addrs.clone();
+        std::thread::Builder::new().name("reale-sfu".into()).spawn(move || Loop::new(sockets, locals, reports).run(rx))?;
+        Ok(Sfu { tx, addrs })
+    }
+
+    /// False when the SFU thread has ended.
+    pub fn send(&self, command: Command) -> bool {
+        self.tx.send(Inbox::Command(command)).is_ok()
+    }
+}
+
+fn read(index: usize, socket: &UdpSocket, tx: &Sender<Inbox>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                let packet = Inbox::Packet { socket: index, at: Instant::now(), source, data: buf[..n].to_vec() };
+                if tx.send(packet).is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable and the like surface here on Linux: not fatal.
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(error) => {
+                tracing::error!(%error, "voice: media socket failed");
+                return;
+            }
+        }
+    }
+}
+
+struct Loop {
+    sockets: Vec<Arc<UdpSocket>>,
+    locals: Vec<SocketAddr>,
+    reports: UnboundedSender<Report>,
+    peers: Vec<Peer>,
+    speaking: Vec<u64>,
+    next_speaking: Instant,
+}
+
+impl Loop {
+    fn new(sockets: Vec<Arc<UdpSocket>>, locals: Vec<SocketAddr>, reports: UnboundedSender<Report>) -> Loop {
+        Loop { sockets, locals, reports, peers: Vec::new(), speaking: Vec::new(), next_speaking: Instant::now() }
+    }
+
+    fn run(mut self, rx: Receiver<Inbox>) {
+        loop {
+            let received = if self.peers.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                let due = self.peers.iter().map(|p| p.due).min().unwrap_or_else(Instant::now).min(self.next_speaking);
+                rx.recv_timeout(due.saturating_duration_since(Instant::now()))
+            };
+            match received {
+                Ok(Inbox::Packet { socket, at, source, data }) => self.packet(socket, at, source, &data),
+                Ok(Inbox::Command(command)) => self.command(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.timers();
+        }
+    }
+
+    fn packet(&mut self, socket: usize, at: Instant, source: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else { return };
+        let input = Input::Receive(at, Receive { proto: Protocol::Udp, source, destination: self.locals[socket], contents });
+        // The peer this datagram belongs to (by ICE credentials or the address in use).
+        let Some(index) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else { return };
+        self.peers[index].input(input);
+        self.drive(index);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Join { peer, room, offer, reply } => {
+                let answer = self.join(peer, room, offer);
+                let _ = reply.send(answer);
+            }
+            Command::Leave { peer } => {
+                if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+                    p.rtc.disconnect();
+                }
+            }
+            Command::Mute { peer, muted } => {
+                if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+                    p.muted = muted;
+                }
+            }
+            Command::Deafen { peer, deaf } => {
+                if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+                    p.deaf = deaf;
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, id: u64, room: i64, offer: SdpOffer) -> Result<SdpAnswer, String> {
+        let mut rtc = Rtc::builder().build(Instant::now());
+        for addr in &self.locals {
+            let candidate = Candidate::host(*addr, "udp").map_err(|e| e.to_string())?;
+            rtc.add_local_candidate(candidate);
+        }
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
+        let mut peer = Peer::new(id, room, rtc);
+        // What the others already publish, the newcomer receives.
+        for other in self.peers.iter().filter(|p| p.room == room) {
+            for track in &other.tracks_in {
+                peer.receive(Arc::downgrade(track));
+            }
+        }
+        self.peers.push(peer);
+        let index = self.peers.len() - 1;
+        self.drive(index);
+        Ok(answer)
+    }
+
+    /// Polls a peer until it has nothing more, passing what it produced to the others in
+    /// its room, and polls them in turn.
+    fn drive(&mut self, first: usize) {
+        let mut queue = VecDeque::from([first]);
+        while let Some(index) = queue.pop_front() {
+            loop {
+                let Loop { sockets, locals, peers, .. } = self;
+                let polled = peers[index].poll(&mut |transmit| {
+                    let socket = locals.iter().position(|a| *a == transmit.source).unwrap_or(0);
+                    // A full send buffer drops the datagram, as the network would.
+                    let _ = sockets[socket].send_to(&transmit.contents, transmit.destination);
+                });
+                let (origin, room, muted) = (self.peers[index].id, self.peers[index].room, self.peers[index].muted);
+                match polled {
+                    Polled::Nothing => {}
+                    Polled::Until(at) => {
+                        self.peers[index].due = at;
+                        break;
+                    }
+                    Polled::TrackAdded(track) => {
+                        for (other, peer) in self.peers.iter_mut().enumerate() {
+                            if peer.room == room && peer.id != origin {
+                                peer.receive(track.clone());
+                                if !queue.contains(&other) {
+                                    queue.push_back(other);
+                                }
+                            }
+                        }
+                    }
+                    Polled::Media(data) => {
+                        if muted {
+                            continue;
+                        }
+                        for (other, peer) in self.peers.iter_mut().enumerate() {
+                            if peer.room == room && peer.id != origin {
+                                peer.forward(origin, &data);
+                                if !queue.contains(&other) {
+                                    queue.push_back(other);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.peers.len() {
+            if self.peers[index].due <= now {
+                self.peers[index].input(Input::Timeout(now));
+                self.drive(index);
+            }
+        }
+        let gone: Vec<(u64, i64)> = self.peers.iter().filter(|p| p.is_gone(now)).map(|p| (p.id, p.room)).collect();
+        if !gone.is_empty() {
+            self.peers.retain(|p| !p.is_gone(now));
+            for (peer, room) in gone {
+                self.speaking.retain(|p| *p != peer);
+                let _ = self.reports.send(Report::Gone { peer });
+                // The others stop receiving the leaver's tracks.
+                for index in 0..self.peers.len() {
+                    if self.peers[index].room == room {
+                        self.drive(index);
+                    }
+                }
+            }
+        }
+        if now >= self.next_speaking {
+            self.next_speaking = now + SPEAKING_EVERY;
+            for peer in &mut self.peers {
+                let on = !peer.muted && peer.loudest.take().is_some_and(|level| level > SPEAKING_LEVEL);
+                let was = self.speaking.contains(&peer.id);
+                if on != was {
+                    if on {
+                        self.speaking.push(peer.id);
+                    } else {
+                        self.speaking.retain(|p| *p != peer.id);
+                    }
+                    let _ = self.reports.send(Report::Speaking { peer: peer.id, on });
+                }
+            }
+        }
+    }
+}
