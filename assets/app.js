@@ -275,3 +275,82 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(retry, 3000);
 });
+
+// Web Push, Settings → Notifications: the switch subscribes this browser through the
+// service worker with the server's VAPID key and posts the PushSubscription; turning
+// it off unsubscribes and tells the server. Without JavaScript the page says so.
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("push-settings");
+  const toggle = document.getElementById("push-switch");
+  if (!box || !toggle) return;
+  const status = document.getElementById("push-status");
+  const say = (text) => { if (status) status.textContent = text; };
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+    say("This browser cannot receive push notifications.");
+    return;
+  }
+  toggle.closest(".push-switch").hidden = false;
+  const key = Uint8Array.from(atob(box.dataset.vapidKey.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  const send = (method, body) => fetch("/push/subscriptions", {
+    method, credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  navigator.serviceWorker.ready.then((registration) => registration.pushManager.getSubscription()).then((current) => {
+    toggle.checked = !!current;
+    // Known to the browser but not to the server (removed elsewhere): register it again.
+    if (current && !box.querySelector(`[data-endpoint="${CSS.escape(current.endpoint)}"]`)) send("POST", current.toJSON());
+  });
+  toggle.addEventListener("change", async () => {
+    toggle.disabled = true;
+    try {
+      const registration = await navigator.serviceWorker.ready;
+      if (toggle.checked) {
+        if ((await Notification.requestPermission()) !== "granted") throw new Error("Notifications are blocked for this site in the browser's settings.");
+        const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+        const response = await send("POST", subscription.toJSON());
+        if (!response.ok) throw new Error(await response.text());
+        say("Push notifications are on for this device.");
+      } else {
+        const subscription = await registration.pushManager.getSubscription();
+        if (subscription) {
+          await send("DELETE", { endpoint: subscription.endpoint });
+          await subscription.unsubscribe();
+        }
+        say("Push notifications are off for this device.");
+      }
+    } catch (error) {
+      toggle.checked = !toggle.checked;
+      say(`Could not change push notifications: ${error.message || error}`);
+    } finally {
+      toggle.disabled = false;
+    }
+  });
+});
+
+// No push for a conversation its reader is looking at: while this tab shows one and is
+// visible, tell the server every 25 s; say so at once when hidden or left. The server
+// answers "off" when the person has no push subscription, and the beat stops.
+(() => {
+  let beat = null;
+  let off = false;
+  const report = (visible) => {
+    const list = openMessages();
+    if (!list || off) return;
+    const body = new URLSearchParams({ conversation_id: list.dataset.conversationId, visible: visible ? "1" : "0" });
+    if (!visible && navigator.sendBeacon) {
+      navigator.sendBeacon("/push/focus", body);
+      return;
+    }
+    fetch("/push/focus", { method: "POST", credentials: "same-origin", body }).then((response) => {
+      if (response.status === 200) response.text().then((text) => { if (text === "off") { off = true; clearInterval(beat); } });
+    }).catch(() => {});
+  };
+  const update = () => {
+    clearInterval(beat);
+    const visible = document.visibilityState === "visible";
+    report(visible);
+    if (visible) beat = setInterval(() => report(true), 25000);
+  };
+  document.addEventListener("DOMContentLoaded", update);
+  document.addEventListener("visibilitychange", update);
+  window.addEventListener("pagehide", () => report(false));
+})();

@@ -111,6 +111,15 @@ pub struct Config {
     #[arg(long, env = "REALE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
 
+    /// Also accept Web Push endpoints at `http://127.0.0.1:PORT/…` (for tests and
+    /// benchmarks only: every other endpoint must be `https://` on a public address).
+    #[arg(long, env = "REALE_PUSH_ALLOW_LOOPBACK", default_value_t = false)]
+    pub push_allow_loopback: bool,
+
+    /// Who push services may contact about this server's pushes (VAPID `sub`), e.g.
+    /// `mailto:admin@example.org`. Default: the public URL when it is https.
+    #[arg(long, env = "REALE_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
     /// The one UDP port all voice and video media goes through (0: any free port).
     /// Opened when the first person joins a voice channel.
     #[arg(long, env = "REALE_RTC_PORT", default_value_t = 8443)]
@@ -132,6 +141,15 @@ impl Config {
 
     pub fn is_https(&self) -> bool {
         self.public_origin().starts_with("https://")
+    }
+
+    /// The VAPID subject: a mailto: or https: URL push services can reach us at.
+    pub fn push_contact(&self) -> String {
+        match &self.push_contact {
+            Some(contact) => contact.clone(),
+            None if self.is_https() => self.public_origin(),
+            None => "mailto:postmaster@localhost".into(),
+        }
     }
 
     pub fn database_url(&self) -> String {

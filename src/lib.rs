@@ -7,6 +7,8 @@ pub mod conversations;
 pub mod error;
 pub mod files;
 pub mod home;
+pub mod notifications;
+pub mod push;
 pub mod realtime;
 pub mod servers;
 pub mod state;
@@ -40,6 +42,10 @@ pub enum StartError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Files(#[from] files::storage::StorageError),
+    #[error("{0}")]
+    Vapid(#[from] push::vapid::VapidError),
+    #[error("cannot start the push sender: {0}")]
+    Push(#[from] reqwest::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] fred::error::Error),
     #[error("cannot listen on {0}: {1}")]
@@ -70,10 +76,13 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let devices = Arc::new(accounts::device_cache::DeviceCache::new(redis.is_none()));
     let files = files::Storage::open(&config).await?;
+    let vapid = push::vapid::Vapid::load_or_create(&store, config.push_contact()).await?;
+    let push = push::Pusher::start(store.clone(), vapid, config.push_allow_loopback)?;
     let voice = voice::Voice::new(&config, store.clone(), realtime.clone());
     let state = AppState {
         voice,
         files,
+        push,
         devices,
         realtime,
         writer: conversations::writer::MessageWriter::spawn(store.clone()),
@@ -97,6 +106,8 @@ pub fn app(state: AppState) -> Router {
         .merge(servers::routes(&state))
         .merge(realtime::routes::routes(&state))
         .merge(files::routes())
+        .merge(notifications::routes(&state))
+        .merge(push::routes(&state))
         .merge(voice::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))

@@ -21,6 +21,8 @@ pub struct AppState {
     pub devices: Arc<crate::accounts::device_cache::DeviceCache>,
     /// Where attached files live: the data dir or an S3 bucket.
     pub files: crate::files::Storage,
+    /// Web Push: the VAPID key and the background sender.
+    pub push: crate::push::Pusher,
     /// Voice rooms and the SFU (started by the first join).
     pub voice: Arc<crate::voice::Voice>,
 }

@@ -29,13 +29,14 @@ pub async fn require_voice(store: &Store, user_id: i64, conversation_id: i64) ->
 }
 
 async fn require_any(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
-    let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id, s.version
+    let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id, s.version, ns.level, ns.muted_until
                FROM conversations c JOIN members m ON m.conversation_id = c.id AND m.user_id = $2
                LEFT JOIN servers s ON s.id = c.server_id
+               LEFT JOIN notification_settings ns ON ns.user_id = $2 AND ns.conversation_id = c.id
                WHERE c.id = $1";
-    type Row = (i64, String, String, i64, String, i64, Option<i64>, Option<i64>);
+    type Row = (i64, String, String, i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
     let row: Option<Row> = with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(user_id).fetch_optional(pool).await)?;
-    let (id, kind, name, last_message_id, role, last_read_id, server_id, version) = row.ok_or(AppError::NotFound)?;
+    let (id, kind, name, last_message_id, role, last_read_id, server_id, version, level, muted_until) = row.ok_or(AppError::NotFound)?;
     // A channel's member row says VIEW_CHANNEL held when it was last planned; the rest
     // of what one may do there is asked of the permission engine now.
     let channel = match (server_id, version) {
@@ -49,6 +50,7 @@ async fn require_any(store: &Store, user_id: i64, conversation_id: i64) -> AppRe
         role: Role::parse(&role),
         last_read_id,
         channel,
+        notify: crate::notifications::level::Setting::from_row(level.as_deref(), muted_until),
     })
 }
 

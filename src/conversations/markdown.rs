@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use ammonia::{Builder, Url, UrlRelative};
-use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag};
+use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rendered {
@@ -534,6 +534,9 @@ pub fn excerpt(source: &str, max_chars: usize) -> String {
             | Event::InlineHtml(text)
             | Event::InlineMath(text)
             | Event::DisplayMath(text) => push(&text, &mut out),
+            // Inline markup sits inside a line: "at **noon**, Bob" stays "at noon, Bob".
+            Event::Start(Tag::Emphasis | Tag::Strong | Tag::Strikethrough | Tag::Superscript | Tag::Subscript | Tag::Link { .. })
+            | Event::End(TagEnd::Emphasis | TagEnd::Strong | TagEnd::Strikethrough | TagEnd::Superscript | TagEnd::Subscript | TagEnd::Link) => true,
             Event::Start(_) | Event::End(_) | Event::SoftBreak | Event::HardBreak | Event::Rule => push(" ", &mut out),
             _ => true,
         };

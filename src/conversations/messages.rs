@@ -182,6 +182,14 @@ async fn send_checked(
     };
     let (html, mut mentions) = render_body(&state.store, &body).await?;
     group_mentions(state, access, &body, &mut mentions).await?;
+    let push = crate::push::Sent {
+        conversation_id: id,
+        message_id: 0,
+        author_id: user.id,
+        mentions: mentions.clone(),
+        reply_to_id: reply.as_ref().map(|r| r.id),
+        body: body.clone(),
+    };
     let new = NewMessage {
         conversation_id: id,
         author_id: user.id,
@@ -194,6 +202,10 @@ async fn send_checked(
         attachments: attachments.to_vec(),
     };
     let (message_id, created) = state.writer.write(new).await?;
+    if created {
+        // Queued, not awaited: pushes never slow the send.
+        state.push.message_sent(crate::push::Sent { message_id, ..push });
+    }
     state.realtime.typing_stop(id, user.id).await;
     if !htmx {
         return Ok((Redirect::to(&format!("/c/{id}#message-{message_id}")).into_response(), created));

@@ -55,6 +55,9 @@ pub struct Access {
     pub last_read_id: i64,
     /// Set for a server channel: what the permission engine allows here.
     pub channel: Option<ChannelRights>,
+    /// The member's own notification level and mute here (read with the membership,
+    /// so the page needs no query of its own for its Notifications form).
+    pub notify: crate::notifications::level::Setting,
 }
 
 /// A member's rights in one server channel, from `servers::context`.
@@ -200,6 +203,7 @@ mod tests {
             role,
             last_read_id: 0,
             channel: None,
+            notify: Default::default(),
         }
     }
 

@@ -85,6 +85,8 @@ pub struct ConversationPage {
     send_locked: Option<String>,
     /// "Slowmode is on: one message every 30 seconds."
     slowmode: Option<String>,
+    /// The viewer's notification level and mute here.
+    notify: crate::notifications::NotifyForm,
 }
 
 /// The title the viewer sees for a conversation they are in.
@@ -168,7 +170,9 @@ pub async fn render_page(
         }
         None => (None, String::new(), None, None),
     };
+    let notify = crate::notifications::form_for_conversation(state, access).await?;
     Ok(ConversationPage {
+        notify,
         page: page_shell,
         dm_presence,
         dm_status,

@@ -135,6 +135,9 @@ pub struct SidebarRow {
     pub other_status_text: Option<String>,
     pub other_status_expires_at: Option<i64>,
     pub other_avatar_key: Option<String>,
+    /// The viewer's own notification choice here (`notifications`), if they made one.
+    pub notify_level: Option<String>,
+    pub muted_until: Option<i64>,
 }
 
 /// The user's DMs and groups (server channels are listed in their server), latest
@@ -168,8 +171,10 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>, channels: 
           ", crate::shown_name_sql!("lu"), " AS last_author, c.last_message_id,
           ", crate::shown_name_sql!("ou"), " AS other_name, ou.id AS other_id,
           ou.presence AS other_presence, ou.last_seen_at AS other_last_seen, ou.last_seen_audience AS other_last_seen_audience,
-          ou.status_emoji AS other_status_emoji, ou.status_text AS other_status_text, ou.status_expires_at AS other_status_expires_at, ou.avatar_key AS other_avatar_key
+          ou.status_emoji AS other_status_emoji, ou.status_text AS other_status_text, ou.status_expires_at AS other_status_expires_at, ou.avatar_key AS other_avatar_key,
+          ns.level AS notify_level, ns.muted_until AS muted_until
         FROM members m JOIN conversations c ON c.id = m.conversation_id
+        LEFT JOIN notification_settings ns ON ns.user_id = m.user_id AND ns.conversation_id = c.id
         LEFT JOIN messages lm ON lm.id = c.last_message_id
         LEFT JOIN users lu ON lu.id = lm.author_id
         LEFT JOIN users ou ON ou.id = CASE WHEN c.kind = 'dm' THEN

@@ -195,6 +195,8 @@ pub struct SidebarItem {
     pub avatar: Option<crate::accounts::profile::AvatarView>,
     /// The other person's custom status, in DMs.
     pub status: Option<StatusView>,
+    /// Muted, or set to notify about nothing: its badge is shown quietly.
+    pub muted: bool,
 }
 
 /// A sidebar entry's unread and mention counts: per viewer, so streams render them
@@ -246,8 +248,13 @@ pub fn preview(message_id: i64, body: Option<&str>, kind: Option<&str>, deleted:
 /// Sidebar entries; `online` says which DM partners hold a live stream, `blockers`
 /// who blocked the viewer (their presence and status stay hidden).
 pub fn sidebar_items(rows: Vec<SidebarRow>, active: Option<i64>, online: &dyn Fn(i64) -> bool, blockers: &HashSet<i64>) -> Vec<SidebarItem> {
+    let now = crate::store::now_ms();
     rows.into_iter()
         .map(|row| SidebarItem {
+            muted: {
+                let setting = crate::notifications::level::Setting::from_row(row.notify_level.as_deref(), row.muted_until);
+                setting.muted_at(now) || setting.level == Some(crate::notifications::level::Level::Nothing)
+            },
             id: row.id,
             title: title(&row.kind, &row.name, row.other_name.as_deref()),
             preview: preview(row.last_message_id, row.last_body.as_deref(), row.last_kind.as_deref(), row.last_deleted_at.is_some(), row.last_author.as_deref()),

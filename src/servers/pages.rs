@@ -88,6 +88,8 @@ pub struct ServerHome {
     can_roles: bool,
     /// Links each member to their page's kick, ban and timeout forms.
     can_moderate: bool,
+    /// The viewer's notification level and mute for the whole server.
+    notify: crate::notifications::NotifyForm,
 }
 
 fn colored(role: &&context::RoleRow) -> Option<i64> {
@@ -158,6 +160,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         groups,
         role_colors: access.shape.roles.iter().filter_map(|r| RoleColor::of(r.id, &r.color)).collect(),
         can_roles: access.can(Permissions::MANAGE_ROLES),
+        notify: crate::notifications::form_for_server(&state, user.id, id).await?,
         can_moderate: [Permissions::KICK_MEMBERS, Permissions::BAN_MEMBERS, Permissions::MODERATE_MEMBERS].into_iter().any(|p| access.can(p)),
     })
 }

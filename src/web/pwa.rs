@@ -57,6 +57,8 @@ struct ServiceWorker {
     /// The URLs to precache, as a JSON array.
     shell: String,
     offline: &'static str,
+    /// The notification icon's URL, as a JSON string.
+    icon: String,
 }
 
 async fn service_worker() -> Response {
@@ -66,6 +68,7 @@ async fn service_worker() -> Response {
         version: assets::version(),
         shell: serde_json::to_string(&shell).unwrap_or_else(|_| "[]".into()),
         offline: OFFLINE_PATH,
+        icon: serde_json::to_string(assets::url("icon-192.png")).unwrap_or_else(|_| "\"\"".into()),
     };
     match worker.render() {
         Ok(body) => revalidated(body.into_response(), "text/javascript; charset=utf-8"),

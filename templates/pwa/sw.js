@@ -38,3 +38,32 @@ self.addEventListener("fetch", (event) => {
     }))));
   }
 });
+
+// Web Push: the server sends {title, body, url} (push::sender); show it, and open or
+// focus that conversation when it is clicked.
+self.addEventListener("push", (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (_) { data = { body: event.data ? event.data.text() : "" }; }
+  const title = data.title || "Reale";
+  event.waitUntil(self.registration.showNotification(title, {
+    body: data.body || "",
+    icon: {{ icon }},
+    data: { url: data.url || "/" },
+    tag: data.url || undefined,
+  }));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const target = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin);
+  if (target.origin !== self.location.origin) return;
+  event.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((windows) => {
+    for (const client of windows) {
+      if (new URL(client.url).pathname === target.pathname && "focus" in client) return client.focus();
+    }
+    for (const client of windows) {
+      if ("navigate" in client && "focus" in client) return client.navigate(target.href).then((c) => (c || client).focus());
+    }
+    return self.clients.openWindow(target.href);
+  }));
+});

@@ -177,6 +177,7 @@ async fn run_flow(base: &str, alice: &Browser, bob: &Browser) {
         ("status", "/settings/status"),
         ("profile", "/settings/profile"),
         ("privacy", "/settings/privacy"),
+        ("notifications", "/settings/notifications"),
         ("message requests", "/requests"),
         ("password", "/settings/password"),
     ] {

@@ -714,6 +714,8 @@ fn nesting_is_capped() {
 #[test]
 fn excerpt_strips_markers_and_collapses_whitespace() {
     assert_eq!(excerpt("**bold** and *it* ~~del~~ `code`", 100), "bold and it del code");
+    // Inline markup adds no space before punctuation (push notifications and previews).
+    assert_eq!(excerpt("Lunch at **noon**, Bob? [see](https://x.org).", 100), "Lunch at noon, Bob? see.");
     assert_eq!(excerpt("# Title\n\nbody   text\n\n\n- a\n- b", 100), "Title body text a b");
     assert_eq!(excerpt("> quoted\nreply", 100), "quoted reply");
     assert_eq!(excerpt("[link text](https://x.org) ![alt](https://x.org/i.png)", 100), "link text alt");

@@ -9,6 +9,7 @@
 
 pub mod balancer;
 pub mod cluster;
+pub mod push_service;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
