@@ -41,12 +41,17 @@ enum Inbox {
     Command(Command),
 }
 
-/// The handle the web side holds.
+/// The handle the web side holds. Dropping it ends the threads: the readers notice within
+/// `READ_WAKE`, and the SFU thread when their senders and this one are gone.
 pub struct Sfu {
     tx: Sender<Inbox>,
     /// Where media arrives, as announced to browsers.
     pub addrs: Vec<SocketAddr>,
+    _alive: Arc<()>,
 }
+
+/// How often an idle reader looks whether the SFU is still wanted.
+const READ_WAKE: Duration = Duration::from_secs(1);
 
 /// Louder than this (dBov) counts as speaking.
 const SPEAKING_LEVEL: i8 = -50;
@@ -76,13 +81,15 @@ impl Sfu {
         }
         let addrs = sockets.iter().map(|s| s.local_addr()).collect::<io::Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel();
+        let alive = Arc::new(());
         for (index, socket) in sockets.iter().enumerate() {
-            let (socket, tx) = (socket.clone(), tx.clone());
-            std::thread::Builder::new().name(format!("reale-rtc-read-{index}")).spawn(move || read(index, &socket, &tx))?;
+            socket.set_read_timeout(Some(READ_WAKE))?;
+            let (socket, tx, wanted) = (socket.clone(), tx.clone(), Arc::downgrade(&alive));
+            std::thread::Builder::new().name(format!("reale-rtc-read-{index}")).spawn(move || read(index, &socket, &tx, &wanted))?;
         }
         let locals = addrs.clone();
         std::thread::Builder::new().name("reale-sfu".into()).spawn(move || Loop::new(sockets, locals, reports).run(rx))?;
-        Ok(Sfu { tx, addrs })
+        Ok(Sfu { tx, addrs, _alive: alive })
     }
 
     /// False when the SFU thread has ended.
@@ -91,9 +98,9 @@ impl Sfu {
     }
 }
 
-fn read(index: usize, socket: &UdpSocket, tx: &Sender<Inbox>) {
+fn read(index: usize, socket: &UdpSocket, tx: &Sender<Inbox>, wanted: &std::sync::Weak<()>) {
     let mut buf = vec![0u8; 2048];
-    loop {
+    while wanted.strong_count() > 0 {
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
                 let packet = Inbox::Packet { socket: index, at: Instant::now(), source, data: buf[..n].to_vec() };
@@ -103,6 +110,7 @@ fn read(index: usize, socket: &UdpSocket, tx: &Sender<Inbox>) {
             }
             // ICMP port unreachable and the like surface here on Linux: not fatal.
             Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(error) => {
                 tracing::error!(%error, "voice: media socket failed");
                 return;
@@ -306,6 +314,25 @@ impl Loop {
                     let _ = self.reports.send(Report::Speaking { peer: peer.id, on });
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_the_handle_ends_its_threads_and_frees_the_port() {
+        let (reports, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let sfu = Sfu::start(0, &[IpAddr::from([127, 0, 0, 1])], reports).expect("the SFU starts on a free port");
+        let addr = sfu.addrs[0];
+        assert!(UdpSocket::bind(addr).is_err(), "the port is held while the SFU runs");
+        drop(sfu);
+        let deadline = Instant::now() + READ_WAKE * 5;
+        while UdpSocket::bind(addr).is_err() {
+            assert!(Instant::now() < deadline, "the port is still held after the SFU was dropped");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
