@@ -35,6 +35,14 @@ use crate::realtime::swap::{Op, place};
 use roster::{Member, Roster};
 use sfu::{Command, Report, Sfu};
 
+/// Why a join did not happen.
+pub enum JoinError {
+    /// The SFU is not running (its port could not be opened): 503.
+    Unavailable(String),
+    /// The browser's offer could not be answered: 422.
+    BadOffer(String),
+}
+
 /// What a moderator (MUTE_MEMBERS) does to someone in a room.
 pub enum Moderation<'a> {
     Mute(bool),
@@ -103,14 +111,15 @@ impl Voice {
 
     /// Puts `user` into `room` with the browser's offer; the SFU's answer. Whatever room
     /// the user was in before (any tab, any device), they leave it.
-    pub async fn join(self: &Arc<Self>, (room, room_name): (i64, &str), user_id: i64, name: &str, may_speak: bool, offer: str0m::change::SdpOffer) -> Result<(u64, str0m::change::SdpAnswer), String> {
-        let sfu = self.sfu()?;
+    pub async fn join(self: &Arc<Self>, (room, room_name): (i64, &str), user_id: i64, name: &str, may_speak: bool, offer: str0m::change::SdpOffer) -> Result<(u64, str0m::change::SdpAnswer), JoinError> {
+        let sfu = self.sfu().map_err(JoinError::Unavailable)?;
         let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || JoinError::Unavailable("Voice is unavailable on this server right now.".into());
         if !sfu.send(Command::Join { peer, room, offer, reply }) {
-            return Err("Voice is unavailable on this server right now.".into());
+            return Err(gone());
         }
-        let answer = answer.await.map_err(|_| "Voice is unavailable on this server right now.".to_string())??;
+        let answer = answer.await.map_err(|_| gone())?.map_err(JoinError::BadOffer)?;
         if !may_speak {
             sfu.send(Command::Mute { peer, muted: true });
         }

@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
 
-use super::{moderation, page};
+use super::{JoinError, moderation, page};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let write = |route| limited(state, Class::Write, route);
@@ -74,7 +74,8 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
     }
     match state.voice.join((room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
         Ok((peer, answer)) => Ok(Json(Connected { peer, answer, muted_by_server: !room.can_speak }).into_response()),
-        Err(why) => Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response()),
+        Err(JoinError::Unavailable(why)) => Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response()),
+        Err(JoinError::BadOffer(why)) => Ok((StatusCode::UNPROCESSABLE_ENTITY, format!("The browser's offer could not be used: {why}")).into_response()),
     }
 }
 

@@ -82,6 +82,15 @@ async fn a_voice_channel_says_voice_needs_javascript_and_is_404_to_outsiders(app
     assert!(page.body.contains(">Join voice</button>"));
     assert!(roster(&page.body, room.general).is_empty(), "nobody in yet");
 
+    // A broken offer is refused with a clear status, never a 500.
+    let garbage = bob.post_raw(&format!("/v/{}/rtc", room.general), br#"{"type":"offer","sdp":"not sdp"}"#.to_vec(), "application/json").await;
+    assert_eq!(garbage.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", garbage.body);
+    // Well-formed SDP the SFU cannot answer (no DTLS fingerprint): refused, and said why.
+    let (_rtc, _pending, json) = offer();
+    let unusable: String = json.split("\\r\\n").filter(|line| !line.starts_with("a=fingerprint")).collect::<Vec<_>>().join("\\r\\n");
+    let refused = bob.post_raw(&format!("/v/{}/rtc", room.general), unusable.into_bytes(), "application/json").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+
     let mut stranger = app.client().fresh();
     stranger.register("mallory").await;
     assert_eq!(stranger.get(&format!("/v/{}", room.general)).await.status, StatusCode::NOT_FOUND);
