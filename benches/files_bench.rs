@@ -10,6 +10,10 @@
 //! light and fine noise, as JPEG), a screenshot (flat panels and text-like strokes, as
 //! PNG), and smaller ones in each accepted format.
 
+#[path = "support/cpu.rs"]
+#[allow(dead_code)]
+mod cpu;
+
 use std::io::Cursor;
 use std::time::Instant;
 
@@ -21,12 +25,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let cpu: usize = std::env::var("BENCH_CPU").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-    // SAFETY: plain data; sets this thread's affinity before any other thread exists.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    cpu::pin_to(cpu);
     let cases = [
         ("phone photo 4032×3024 JPEG", photo(4032, 3024), ImageFormat::Jpeg, Raster::Jpeg),
         ("photo 1600×1200 JPEG", photo(1600, 1200), ImageFormat::Jpeg, Raster::Jpeg),

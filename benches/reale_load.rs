@@ -36,7 +36,7 @@ mod cpu;
 mod channel;
 #[path = "load/files.rs"]
 mod files;
-use cpu::{cpu_secs, machine_busy_secs};
+use cpu::{cpu_secs, machine_busy_secs, pin_to};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -120,16 +120,6 @@ fn main() {
 }
 
 // ---------- process plumbing ----------
-
-fn pin_to(cpu: usize) {
-    // SAFETY: plain syscalls on a zeroed cpu_set_t; affects the calling thread only,
-    // which is why it runs before any other thread exists (they inherit it).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 /// Soft open-file limit up to the hard one; children inherit it.
 fn raise_nofile() -> u64 {

@@ -29,12 +29,7 @@ const ROLES: i64 = 10;
 
 fn main() {
     let cpu: usize = std::env::var("BENCH_CPU").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-    // SAFETY: plain data; sets this thread's affinity before any other thread exists.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    cpu::pin_to(cpu);
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("permissions") => permissions(),

@@ -18,3 +18,15 @@ pub fn machine_busy_secs() -> f64 {
     // SAFETY: sysconf has no preconditions.
     busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
+
+/// Pins the calling thread to `cpu`; call it before any other thread exists (they inherit it).
+// Not every bench that includes this file pins through it.
+#[allow(dead_code)]
+pub fn pin_to(cpu: usize) {
+    // SAFETY: plain syscalls on a zeroed cpu_set_t; affects the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

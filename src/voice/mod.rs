@@ -134,27 +134,16 @@ impl Voice {
         Ok((peer, answer))
     }
 
-    /// The user leaves `room` (no-op if they are not in it).
-    pub fn leave(self: &Arc<Self>, room: i64, user_id: i64) {
-        let gone = self.roster().remove_user(user_id, Some(room));
-        if let Some(member) = gone {
-            if let Ok(sfu) = self.sfu() {
-                sfu.send(Command::Leave { peer: member.peer });
-            }
-            self.broadcast(room, &member.room_name);
+    /// The user leaves `room`, or whatever room they are in when `room` is None (their
+    /// page may be an older room's, if a moderator moved them). False if they were not in it.
+    pub fn leave(self: &Arc<Self>, user_id: i64, room: Option<i64>) -> bool {
+        let gone = self.roster().remove_user(user_id, room);
+        let Some(member) = gone else { return false };
+        if let Ok(sfu) = self.sfu() {
+            sfu.send(Command::Leave { peer: member.peer });
         }
-    }
-
-    /// The user leaves whatever room they are in (their page may be an older room's, if a
-    /// moderator moved them).
-    pub fn leave_everywhere(self: &Arc<Self>, user_id: i64) {
-        let gone = self.roster().remove_user(user_id, None);
-        if let Some(member) = gone {
-            if let Ok(sfu) = self.sfu() {
-                sfu.send(Command::Leave { peer: member.peer });
-            }
-            self.broadcast(member.room, &member.room_name);
-        }
+        self.broadcast(member.room, &member.room_name);
+        true
     }
 
     /// Self mute and deafen, as the person sets them.
@@ -187,12 +176,7 @@ impl Voice {
                 sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
                 self.broadcast(room, &member.room_name);
             }
-            Moderation::Disconnect => {
-                let gone = self.roster().remove_user(user_id, Some(room));
-                let Some(member) = gone else { return false };
-                sfu.send(Command::Leave { peer: member.peer });
-                self.broadcast(room, &member.room_name);
-            }
+            Moderation::Disconnect => return self.leave(user_id, Some(room)),
             Moderation::Move { to, to_name } => {
                 let moved = self.roster().relocate(user_id, room, (to, to_name));
                 let Some((from_name, member)) = moved else { return false };
@@ -272,7 +256,9 @@ async fn recheck(voice: Weak<Voice>) {
                     let silenced = !c.has(Permissions::SPEAK) || c.timed_out_until.is_some();
                     voice.set_server_muted(room, user_id, silenced);
                 }
-                _ => voice.leave(room, user_id),
+                _ => {
+                    voice.leave(user_id, Some(room));
+                }
             }
         }
     }

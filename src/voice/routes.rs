@@ -81,7 +81,7 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
 
 async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
     room(&state, &user, id).await?;
-    state.voice.leave_everywhere(user.id);
+    state.voice.leave(user.id, None);
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
