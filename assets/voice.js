@@ -7,7 +7,9 @@
   const controls = document.getElementById("voice-controls");
   if (!controls || !window.RTCPeerConnection || !navigator.mediaDevices) return;
   const $ = (id) => document.getElementById(id);
-  const room = controls.dataset.room;
+  // The endpoints come from the page, so a server's voice channel and a call in a DM
+  // or group share this script.
+  const { rtc, leave, mute, deafen } = controls.dataset;
   const status = $("voice-status");
   const media = $("voice-media");
   const [joinButton, muteButton, deafenButton, leaveButton] = ["voice-join", "voice-mute", "voice-deafen", "voice-leave"].map($);
@@ -84,7 +86,7 @@
       if (pc.connectionState === "failed") hangUp("The voice connection was lost (or you joined somewhere else).");
     };
     await pc.setLocalDescription(await pc.createOffer());
-    const response = await fetch(`/v/${room}/rtc`, {
+    const response = await fetch(rtc, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
@@ -104,14 +106,14 @@
 
   joinButton.addEventListener("click", join);
   leaveButton.addEventListener("click", () => {
-    post(`/v/${room}/leave`);
+    post(leave);
     hangUp("You left voice.");
   });
   muteButton.addEventListener("click", () => {
     muted = !muted;
     if (mic) mic.getAudioTracks().forEach((track) => { track.enabled = !muted; });
     press(muteButton, muted, "Mute");
-    post(`/v/${room}/mute`, { on: muted });
+    post(mute, { on: muted });
   });
   deafenButton.addEventListener("click", () => {
     deafened = !deafened;
@@ -122,8 +124,8 @@
       press(muteButton, true, "Mute");
     }
     press(deafenButton, deafened, "Deafen");
-    post(`/v/${room}/deafen`, { on: deafened });
+    post(deafen, { on: deafened });
   });
   // Leaving the page leaves the room at once, not when the connection times out.
-  window.addEventListener("pagehide", () => { if (pc) post(`/v/${room}/leave`); });
+  window.addEventListener("pagehide", () => { if (pc) post(leave); });
 })();
