@@ -190,6 +190,14 @@ impl Realtime {
         }
     }
 
+    /// A live frame (already placed with `swap::place`) that is not an event: never
+    /// logged, never replayed, for the members of `conversation_id` connected here.
+    /// Voice rosters and incoming calls go this way; in scale mode it is to reach the
+    /// other instances' streams too.
+    pub fn send_ephemeral(&self, conversation_id: i64, html: &str) {
+        self.hub.send_to_conversation(conversation_id, Arc::new(Delivery::ephemeral(conversation_id, frame(None, html))));
+    }
+
     /// Ends the streams of signed-out devices, here and on other instances.
     pub async fn revoke_devices(&self, device_ids: &[i64]) {
         self.hub.revoke_devices(device_ids);

@@ -29,7 +29,6 @@ use crate::error::AppError;
 use crate::realtime::Realtime;
 use crate::servers::permissions::Permissions;
 use crate::store::Store;
-use crate::realtime::delivery::{Delivery, frame};
 use crate::realtime::swap::{Op, place};
 
 use roster::{Member, Roster};
@@ -230,7 +229,7 @@ impl Voice {
                 return;
             }
         };
-        self.realtime.hub.send_to_conversation(room, Arc::new(Delivery::ephemeral(room, frame(None, &html))));
+        self.realtime.send_ephemeral(room, &html);
     }
 }
 
