@@ -1,9 +1,10 @@
 //! Scale mode: instances sharing Postgres meet on Redis. Pub/sub carries wake-ups
 //! ("events were committed": the log itself stays the source, so a lost message only
-//! delays delivery until the next wake-up or poll), typing pings, presence changes
-//! and revoked devices. Presence counts connections on all instances through one
-//! hash per user, a field per instance with an expiry, refreshed while connected (and
-//! rewritten at once when Redis comes back, perhaps empty), so a killed instance's
+//! delays delivery until the next wake-up or poll), typing pings, presence changes,
+//! revoked devices, ephemeral live frames (voice rosters, incoming calls) and, on a
+//! channel of its own, what voice instances say to each other (`voice::cluster`).
+//! Presence counts connections on all instances through one hash per user, a field
+//! per instance with an expiry, refreshed while connected (and rewritten at once when Redis comes back, perhaps empty), so a killed instance's
 //! users go offline once its fields expire and stay missing for two checks.
 //!
 //! Channels and keys are named after the database (`reale:{db}:…`): instances of one
@@ -21,8 +22,8 @@ use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface};
 use fred::prelude::{Builder, Config as RedisConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::store::{Db, Store, now_ms};
 
@@ -35,7 +36,7 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs a Redis command, giving up after `COMMAND_TIMEOUT`.
-async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
+pub(crate) async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
     tokio::time::timeout(COMMAND_TIMEOUT, command).await.ok()?.ok()
 }
 
@@ -44,6 +45,9 @@ struct Names {
     events: String,
     live: String,
     presence: String,
+    voice: String,
+    /// For other modules' keys.
+    prefix: String,
 }
 
 impl Names {
@@ -52,6 +56,8 @@ impl Names {
             events: format!("reale:{namespace}:events"),
             live: format!("reale:{namespace}:live"),
             presence: format!("reale:{namespace}:presence:"),
+            voice: format!("reale:{namespace}:voice"),
+            prefix: format!("reale:{namespace}:"),
         }
     }
 }
@@ -76,6 +82,18 @@ pub struct Bus {
     /// Users this instance believes online elsewhere: rechecked, so a killed
     /// instance's users are announced offline.
     remote: Mutex<HashSet<i64>>,
+    /// Messages to publish in the order they were handed over (a roster frame must
+    /// never overtake the one before it): (channel, text), sent one at a time by `start`.
+    outbox: mpsc::UnboundedSender<(Outgoing, String)>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<(Outgoing, String)>>>,
+    /// What arrives on the voice channel, for `voice::cluster` (its own messages too).
+    voice_in: broadcast::Sender<Arc<str>>,
+}
+
+#[derive(Clone, Copy)]
+enum Outgoing {
+    Live,
+    Voice,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +105,9 @@ enum Live {
     Presence { from: String, u: i64 },
     #[serde(rename = "revoke")]
     Revoke { from: String, d: Vec<i64> },
+    /// A live frame for the members of conversation `c` (`Realtime::send_ephemeral`).
+    #[serde(rename = "frame")]
+    Frame { from: String, c: i64, h: String },
 }
 
 impl Bus {
@@ -98,7 +119,11 @@ impl Bus {
             .build()?;
         subscriber.init().await?;
         let instance: [u8; 8] = rand::random();
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         Ok(Bus {
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+            voice_in: broadcast::channel(1024).0,
             publisher,
             subscriber,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
@@ -129,12 +154,12 @@ impl Bus {
             .await
             .map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, format!("naming the Redis channels: {e}")))?;
         let _ = self.names.set(Names::new(&namespace));
-        let (events, live) = (self.names().events.clone(), self.names().live.clone());
-        self.subscriber.subscribe(vec![events.clone(), live.clone()]).await?;
+        let (events, live, voice) = (self.names().events.clone(), self.names().live.clone(), self.names().voice.clone());
+        self.subscriber.subscribe(vec![events.clone(), live.clone(), voice.clone()]).await?;
         // Messages from Redis.
         let mut messages = self.subscriber.message_rx();
         let (wake, me, listener_store, listener_rt) = (self.wake.clone(), self.instance.clone(), store.clone(), realtime.clone());
-        let events_channel = events.clone();
+        let (events_channel, voice_channel, voice_in) = (events.clone(), voice.clone(), self.voice_in.clone());
         tokio::spawn(async move {
             loop {
                 let message = match messages.recv().await {
@@ -155,6 +180,11 @@ impl Bus {
                     }
                     continue;
                 }
+                if message.channel == voice_channel {
+                    // Nobody listening (no voice yet) is fine: nothing to forward to.
+                    let _ = voice_in.send(text.into());
+                    continue;
+                }
                 let Some(realtime) = listener_rt.upgrade() else { return };
                 match serde_json::from_str::<Live>(&text) {
                     Ok(Live::Typing { from, c, u, n, on }) if from != me => {
@@ -168,6 +198,7 @@ impl Bus {
                         tokio::spawn(async move { realtime.announce_presence(&store, u, false).await });
                     }
                     Ok(Live::Revoke { from, d }) if from != me => realtime.hub.revoke_devices(&d),
+                    Ok(Live::Frame { from, c, h }) if from != me => realtime.send_ephemeral_here(c, &h),
                     _ => {}
                 }
             }
@@ -176,7 +207,7 @@ impl Bus {
         // missed: subscribe again and read the log.
         let mut reconnects = self.subscriber.reconnect_rx();
         let (subscriber, wake, reconnect_rt) = (self.subscriber.clone(), self.wake.clone(), realtime.clone());
-        let channels = vec![events.clone(), live];
+        let channels = vec![events.clone(), live.clone(), voice.clone()];
         tokio::spawn(async move {
             loop {
                 match reconnects.recv().await {
@@ -205,6 +236,19 @@ impl Bus {
                 let _: Option<i64> = bounded(publisher.next().publish(events.as_str(), me.as_str())).await;
             }
         });
+        // The outbox, in order.
+        if let Some(mut outbox) = self.outbox_rx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let publisher = self.publisher.clone();
+            tokio::spawn(async move {
+                while let Some((to, text)) = outbox.recv().await {
+                    let channel = match to {
+                        Outgoing::Live => live.as_str(),
+                        Outgoing::Voice => voice.as_str(),
+                    };
+                    let _: Option<i64> = bounded(publisher.next().publish(channel, text)).await;
+                }
+            });
+        }
         // Presence upkeep: refresh our users' fields; recheck users seen online elsewhere.
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRESENCE_REFRESH);
@@ -322,6 +366,40 @@ impl Bus {
             self.write_presence(&[user_id]).await;
         }
         self.publish(Live::Presence { from: self.instance.clone(), u: user_id }).await;
+    }
+
+    /// A live frame for the members of `conversation_id` on the other instances, sent
+    /// after whatever was handed over before it.
+    pub fn publish_frame(&self, conversation_id: i64, html: &str) {
+        let message = Live::Frame { from: self.instance.clone(), c: conversation_id, h: html.to_string() };
+        if let Ok(text) = serde_json::to_string(&message) {
+            let _ = self.outbox.send((Outgoing::Live, text));
+        }
+    }
+
+    /// A message to every instance's `voice::cluster` (this one's too), in order.
+    pub fn publish_voice(&self, text: String) {
+        let _ = self.outbox.send((Outgoing::Voice, text));
+    }
+
+    /// What arrives on the voice channel from now on.
+    pub fn voice_messages(&self) -> broadcast::Receiver<Arc<str>> {
+        self.voice_in.subscribe()
+    }
+
+    /// This instance's name on the bus.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// A key of this deployment's, `reale:{db}:{suffix}`.
+    pub fn key_named(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.names().prefix)
+    }
+
+    /// The connections for plain commands (keys of other modules, like voice's rooms).
+    pub fn redis(&self) -> &Pool {
+        &self.publisher
     }
 
     pub async fn publish_revoke(&self, device_ids: &[i64]) {

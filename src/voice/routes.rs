@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
 
-use super::{JoinError, moderation, page};
+use super::{JoinError, cluster, moderation, page};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let write = |route| limited(state, Class::Write, route);
@@ -72,7 +72,7 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
     if !room.can_connect {
         return Err(AppError::Forbidden("You do not have permission to join this voice channel."));
     }
-    match state.voice.join((room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
+    match cluster::join(&state.voice, (room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
         Ok((peer, answer)) => Ok(Json(Connected { peer, answer, muted_by_server: !room.can_speak }).into_response()),
         Err(JoinError::Unavailable(why)) => Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response()),
         Err(JoinError::BadOffer(why)) => Ok((StatusCode::UNPROCESSABLE_ENTITY, format!("The browser's offer could not be used: {why}")).into_response()),
@@ -81,7 +81,7 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
 
 async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
     room(&state, &user, id).await?;
-    state.voice.leave(user.id, None);
+    cluster::leave(&state.voice, user.id, None).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
@@ -99,12 +99,12 @@ impl Switch {
 
 async fn mute(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_self(room.id, user.id, Some(input.on()), None);
+    cluster::set_self(&state.voice, room.id, user.id, Some(input.on()), None).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
 async fn deafen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_self(room.id, user.id, None, Some(input.on()));
+    cluster::set_self(&state.voice, room.id, user.id, None, Some(input.on())).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }

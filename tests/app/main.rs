@@ -2,6 +2,7 @@
 
 mod support;
 mod voice;
+mod voice_scale;
 
 mod accounts;
 mod avatars;

@@ -68,7 +68,7 @@ async fn join(client: &mut Client, room: i64) -> (crate::support::Resp, Rtc, Sdp
 }
 
 /// The names in a voice channel's roster on a page, in order.
-fn roster(page: &str, room: i64) -> Vec<String> {
+pub fn roster(page: &str, room: i64) -> Vec<String> {
     let start = page.find(&format!("voice-roster voice-{room}\"")).unwrap_or_else(|| panic!("roster of {room}:\n{page}"));
     let list = &page[start..page[start..].find("</ul>").map_or(page.len(), |end| start + end)];
     list.split("data-user-id=\"").skip(1).filter_map(|item| item.split_once("\">").map(|(_, rest)| rest.split('<').next().unwrap_or("").to_string())).collect()
