@@ -33,7 +33,7 @@ async fn roster_frame(stream: &mut EventStream, room: i64, wait: Duration, done:
         if !event.data.contains(&format!("voice-roster voice-{room}\"")) {
             continue;
         }
-        let names: Vec<String> = event.data.split("data-name=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_string).collect();
+        let names = roster(&event.data, room);
         if done(&names) {
             return names;
         }

@@ -142,8 +142,9 @@ impl Run {
             let now = Instant::now();
             if self.connected.load(Ordering::SeqCst) && now >= next_packet {
                 next_packet = now + PACKET_EVERY;
-                if let Some(writer) = self.rtc.writer(self.mic)
-                    && let Some(params) = writer.payload_params().next().copied()
+                let params = self.rtc.writer(self.mic).and_then(|w| w.payload_params().next().copied());
+                if let Some(params) = params
+                    && let Some(writer) = self.rtc.writer(self.mic)
                 {
                     let time = MediaTime::new(sent * 960, params.spec().clock_rate);
                     let _ = writer.write(params.pt(), now, time, vec![0xF8, 0xFF, 0xFE]);
