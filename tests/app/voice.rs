@@ -90,6 +90,7 @@ async fn a_voice_channel_says_voice_needs_javascript_and_is_404_to_outsiders(app
     let unusable: String = json.split("\\r\\n").filter(|line| !line.starts_with("a=fingerprint")).collect::<Vec<_>>().join("\\r\\n");
     let refused = bob.post_raw(&format!("/v/{}/rtc", room.general), unusable.into_bytes(), "application/json").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.starts_with("The browser's offer could not be used: "), "said plainly, for voice.js to show: {}", refused.body);
 
     let mut stranger = app.client().fresh();
     stranger.register("mallory").await;

@@ -111,6 +111,10 @@ async fn when_the_rooms_instance_dies_the_room_is_cleared_and_moves_to_a_live_on
 
     a.kill();
     let killed = Instant::now();
+    // At once, A's claim still stands: the join is asked of A, which cannot answer.
+    let refused = bob.post_raw(&format!("/v/{room}/rtc"), Offering::new().json.into_bytes(), "application/json").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    assert_eq!(refused.body, "The server holding this voice room did not answer. Try again in a few seconds.");
     // B's viewers are told the room is gone (no instance holds it any more).
     roster_frame(&mut bob_stream, room, Duration::from_secs(6), <[String]>::is_empty).await;
     assert!(roster(&bob.get(&format!("/v/{room}")).await.body, room).is_empty());
