@@ -7,7 +7,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use str0m::change::{SdpAnswer, SdpOffer};
 
@@ -17,6 +17,7 @@ use crate::conversations::access;
 use crate::error::{AppError, AppResult};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
+use crate::web::shell::Verbatim;
 
 use super::{JoinError, cluster, moderation, page};
 
@@ -74,8 +75,9 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
     }
     match cluster::join(&state.voice, (room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
         Ok((peer, answer)) => Ok(Json(Connected { peer, answer, muted_by_server: !room.can_speak }).into_response()),
-        Err(JoinError::Unavailable(why)) => Ok((StatusCode::SERVICE_UNAVAILABLE, why).into_response()),
-        Err(JoinError::BadOffer(why)) => Ok((StatusCode::UNPROCESSABLE_ENTITY, format!("The browser's offer could not be used: {why}")).into_response()),
+        // Plain text, as is, for voice.js to show (not the shell's generic error page).
+        Err(JoinError::Unavailable(why)) => Ok((StatusCode::SERVICE_UNAVAILABLE, Extension(Verbatim), why).into_response()),
+        Err(JoinError::BadOffer(why)) => Ok((StatusCode::UNPROCESSABLE_ENTITY, Extension(Verbatim), format!("The browser's offer could not be used: {why}")).into_response()),
     }
 }
 
