@@ -17,10 +17,15 @@ use crate::voice::{roster, voice_channel};
 
 /// Alice's server with Bob joined (each on their own instance); its voice channel.
 async fn voice_club(alice: &mut Client, bob: &mut Client) -> i64 {
+    voice_server(alice, bob).await.1
+}
+
+/// Alice's server with Bob joined, and its voice channel.
+async fn voice_server(alice: &mut Client, bob: &mut Client) -> (i64, i64) {
     let server = create_server(alice, "Voice club").await;
     let code = invite(alice, server, "0", "0").await;
     bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{server}"));
-    voice_channel(&alice.get(&format!("/s/{server}")).await.body, "General")
+    (server, voice_channel(&alice.get(&format!("/s/{server}")).await.body, "General"))
 }
 
 /// Waits for a live roster of `room` whose names satisfy `done`; those names.
@@ -78,6 +83,34 @@ async fn alice_on_one_instance_and_bob_on_another_hear_each_other() {
     assert_eq!(roster(&alice.get(&format!("/v/{room}")).await.body, room), ["alice"]);
     assert_eq!(roster(&bob.get(&format!("/v/{room}")).await.body, room), ["alice"]);
     drop((alice_client, bob_client, b));
+}
+
+#[tokio::test]
+async fn joining_a_room_held_elsewhere_leaves_the_first_and_moderation_reaches_the_rooms_instance() {
+    let Some(Pair { a, b: _b, mut alice, mut bob, .. }) = Pair::start(&redis_url()).await else { return };
+    let (server, general) = voice_server(&mut alice, &mut bob).await;
+    let created = alice.post(&format!("/s/{server}/channels"), &[("kind", "voice"), ("name", "Lounge"), ("category", "none")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let lounge = voice_channel(&alice.get(&format!("/s/{server}")).await.body, "Lounge");
+
+    // General lives on B (Bob joined it there first), Lounge on A (Alice's).
+    let (bob_reply, _bob_offer) = joined(&mut bob, general).await;
+    let (alice_reply, _alice_offer) = joined(&mut alice, lounge).await;
+    assert_ne!(answer_port(&bob_reply), answer_port(&alice_reply), "two rooms, two instances");
+    // Alice moves to General through A: B answers, and A takes her out of Lounge.
+    let (reply, _offer) = joined(&mut alice, general).await;
+    assert_eq!(answer_port(&reply), answer_port(&bob_reply), "General's SFU (B's) answered");
+    let page = alice.get(&format!("/s/{server}")).await.body;
+    assert!(roster(&page, lounge).is_empty(), "Alice left Lounge");
+    assert_eq!(roster(&page, general), ["bob", "alice"]);
+
+    // Alice, on A, disconnects Bob from General, which lives on B.
+    let bob_id = crate::moderation::user_id(&a, "bob").await;
+    alice.post(&format!("/v/{general}/members/{bob_id}/disconnect"), &[]).await.assert_redirect(&format!("/v/{general}"));
+    assert_eq!(roster(&alice.get(&format!("/v/{general}")).await.body, general), ["alice"]);
+    assert_eq!(roster(&bob.get(&format!("/v/{general}")).await.body, general), ["alice"]);
+    let rows = reale::servers::audit::list(&a.state.store, server, None, None, None).await.expect("audit");
+    assert!(rows.iter().any(|r| r.action == "voice_disconnect" && r.target_name == "bob"), "the audit log says so");
 }
 
 #[tokio::test]
