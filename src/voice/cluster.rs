@@ -77,6 +77,7 @@ enum Ask {
     Join { room: i64, name: String, user: i64, user_name: String, may_speak: bool, offer: SdpOffer },
     Leave { user: i64, room: Option<i64> },
     SetSelf { room: i64, user: i64, muted: Option<bool>, deafened: Option<bool> },
+    SetVideo { room: i64, user: i64, camera: Option<bool>, screen: Option<bool> },
     Mute { room: i64, user: i64, on: bool },
     Disconnect { room: i64, user: i64 },
     Move { room: i64, user: i64, to: i64, to_name: String },
@@ -191,6 +192,7 @@ async fn perform(voice: &Arc<Voice>, what: Ask) -> Answer {
         },
         Ask::Leave { user, room } => Answer::Done(voice.leave(user, room)),
         Ask::SetSelf { room, user, muted, deafened } => Answer::Done(voice.set_self(room, user, muted, deafened)),
+        Ask::SetVideo { room, user, camera, screen } => Answer::Done(voice.set_video(room, user, camera, screen)),
         Ask::Mute { room, user, on } => Answer::Done(voice.moderate(room, user, Moderation::Mute(on))),
         Ask::Disconnect { room, user } => Answer::Done(voice.moderate(room, user, Moderation::Disconnect)),
         Ask::Move { room, user, to, to_name } => {
@@ -241,6 +243,11 @@ pub async fn leave(voice: &Arc<Voice>, user_id: i64, room: Option<i64>) -> bool 
 /// `Voice::set_self` on the room's instance.
 pub async fn set_self(voice: &Arc<Voice>, room: i64, user_id: i64, muted: Option<bool>, deafened: Option<bool>) -> bool {
     done(on_owner(voice, room, false, Ask::SetSelf { room, user: user_id, muted, deafened }).await)
+}
+
+/// `Voice::set_video` on the room's instance.
+pub async fn set_video(voice: &Arc<Voice>, room: i64, user_id: i64, camera: Option<bool>, screen: Option<bool>) -> bool {
+    done(on_owner(voice, room, false, Ask::SetVideo { room, user: user_id, camera, screen }).await)
 }
 
 /// `Voice::moderate` on the room's instance.

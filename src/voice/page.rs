@@ -33,6 +33,8 @@ pub struct VoicePage {
     other_rooms: Vec<(i64, String)>,
     me: i64,
     voice_js: &'static str,
+    /// `RTCPeerConnection`'s ICE servers (TURN, when configured), as JSON.
+    ice: String,
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<VoicePage> {
@@ -54,5 +56,6 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         other_rooms,
         me: user.id,
         voice_js: assets::url("voice.js"),
+        ice: state.voice.ice_servers(user.id),
     })
 }

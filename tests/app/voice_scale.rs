@@ -74,10 +74,11 @@ async fn alice_on_one_instance_and_bob_on_another_hear_each_other() {
     assert_eq!(roster(&bob.get(&format!("/v/{room}")).await.body, room), ["alice", "bob"]);
     roster_frame(&mut alice_stream, room, Duration::from_secs(3), both).await;
 
-    // Bob mutes and leaves through B; A's viewers see it.
+    // Bob turns his camera on, mutes and leaves through B; A's viewers see it.
+    bob.post(&format!("/v/{room}/camera"), &[("on", "true")]).await.assert_redirect(&format!("/v/{room}"));
     bob.post(&format!("/v/{room}/mute"), &[("on", "true")]).await.assert_redirect(&format!("/v/{room}"));
     let page = alice.get(&format!("/v/{room}")).await.body;
-    assert!(page.contains("bob<span class=\"visually-hidden\">, muted</span>"), "Bob's mute on B reached A's roster: {page}");
+    assert!(page.contains("bob<span class=\"visually-hidden\">, muted</span><span class=\"visually-hidden\">, camera on</span>"), "Bob's camera and mute on B reached A's roster: {page}");
     bob.post(&format!("/v/{room}/leave"), &[]).await.assert_redirect(&format!("/v/{room}"));
     roster_frame(&mut alice_stream, room, Duration::from_secs(3), |names| names == ["alice"]).await;
     assert_eq!(roster(&alice.get(&format!("/v/{room}")).await.body, room), ["alice"]);
