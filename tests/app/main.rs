@@ -24,6 +24,7 @@ mod notifications;
 mod browser_turn;
 mod browser_video;
 mod browser_voice;
+mod browser_voice_scale;
 mod operations;
 mod privacy;
 mod push;

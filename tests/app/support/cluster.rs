@@ -67,6 +67,17 @@ impl Peer {
     pub fn client(&self) -> Client {
         Client::new(self.router.clone())
     }
+
+    /// Serves this instance on a free loopback port until the test ends.
+    pub async fn serve(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let _ = reale::serve(listener, state, std::future::pending()).await;
+        });
+        addr
+    }
 }
 
 impl Drop for Peer {
