@@ -155,13 +155,27 @@ async fn hold(bus: &Bus, room: i64) {
     }
 }
 
+/// Who holds `room` now, if anyone (None too when Redis does not answer).
+async fn holder(bus: &Bus, room: i64) -> Option<String> {
+    bounded(bus.redis().next().get::<Option<String>, _>(room_key(bus, room))).await.flatten()
+}
+
+/// Whether someone in `room` can be moved to `to` on the same connection: both rooms
+/// live on one instance, or `to` lives nowhere yet (the move claims it).
+pub async fn movable(voice: &Voice, room: i64, to: i64) -> bool {
+    let Some(bus) = bus_of(voice) else { return true };
+    let Some(there) = holder(bus, to).await else { return true };
+    let here = if voice.roster().members(room).is_empty() { holder(bus, room).await } else { Some(bus.instance().to_string()) };
+    here.is_none_or(|here| here == there)
+}
+
 /// The owner of `room` is this instance (or nobody knows), or another one.
 async fn owner_elsewhere(voice: &Voice, room: i64, claim_free: bool) -> Option<String> {
     let bus = bus_of(voice)?;
     if !voice.roster().members(room).is_empty() {
         return None;
     }
-    let owner = if claim_free { claim(bus, room).await } else { bounded(bus.redis().next().get::<Option<String>, _>(room_key(bus, room))).await.flatten() };
+    let owner = if claim_free { claim(bus, room).await } else { holder(bus, room).await };
     owner.filter(|o| o != bus.instance())
 }
 

@@ -71,6 +71,10 @@ pub async fn move_to(State(state): State<AppState>, user: CurrentUser, Path((id,
     if !theirs {
         return Err(AppError::Unprocessable(format!("{name} may not join {}.", destination.name)));
     }
+    // Their connection stays with the SFU of the room they are in.
+    if !cluster::movable(&state.voice, id, to).await {
+        return Err(AppError::Unprocessable(format!("{name} cannot be moved to {} now: it runs on another server instance. They can join it themselves.", destination.name)));
+    }
     if cluster::moderate(&state.voice, id, target, Moderation::Move { to, to_name: &destination.name }).await {
         let entry = Entry::new(room.server_id, user.id, Action::VoiceMove).target("member", target, &name).change(room.name.as_str(), destination.name.as_str());
         audit::record(&state.store, &entry).await?;

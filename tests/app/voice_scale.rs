@@ -105,11 +105,20 @@ async fn joining_a_room_held_elsewhere_leaves_the_first_and_moderation_reaches_t
     assert!(roster(&page, lounge).is_empty(), "Alice left Lounge");
     assert_eq!(roster(&page, general), ["bob", "alice"]);
 
-    // Alice, on A, disconnects Bob from General, which lives on B.
+    // Back to Lounge (on A). Moving Bob there from General (on B) would need another
+    // SFU for his connection: refused, and said why.
+    let (reply, _offer) = joined(&mut alice, lounge).await;
+    assert_eq!(answer_port(&reply), answer_port(&alice_reply), "Lounge is still A's");
     let bob_id = crate::moderation::user_id(&a, "bob").await;
+    let moved = alice.post(&format!("/v/{general}/members/{bob_id}/move"), &[("to", &lounge.to_string())]).await;
+    assert_eq!(moved.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(moved.body.contains("bob cannot be moved to Lounge now: it runs on another server instance."), "{}", moved.body);
+    assert_eq!(roster(&bob.get(&format!("/v/{general}")).await.body, general), ["bob"]);
+
+    // Alice, on A, disconnects Bob from General, which lives on B.
     alice.post(&format!("/v/{general}/members/{bob_id}/disconnect"), &[]).await.assert_redirect(&format!("/v/{general}"));
-    assert_eq!(roster(&alice.get(&format!("/v/{general}")).await.body, general), ["alice"]);
-    assert_eq!(roster(&bob.get(&format!("/v/{general}")).await.body, general), ["alice"]);
+    assert!(roster(&alice.get(&format!("/v/{general}")).await.body, general).is_empty());
+    assert!(roster(&bob.get(&format!("/v/{general}")).await.body, general).is_empty());
     let rows = reale::servers::audit::list(&a.state.store, server, None, None, None).await.expect("audit");
     assert!(rows.iter().any(|r| r.action == "voice_disconnect" && r.target_name == "bob"), "the audit log says so");
 }
