@@ -121,6 +121,17 @@ async fn joining_a_room_held_elsewhere_leaves_the_first_and_moderation_reaches_t
     assert!(roster(&bob.get(&format!("/v/{general}")).await.body, general).is_empty());
     let rows = reale::servers::audit::list(&a.state.store, server, None, None, None).await.expect("audit");
     assert!(rows.iter().any(|r| r.action == "voice_disconnect" && r.target_name == "bob"), "the audit log says so");
+
+    // Bob is back in General (on B); kicked on A, he is out within a second: the room's
+    // instance rechecks its people against the shared database.
+    let (_reply, _offer) = joined(&mut bob, general).await;
+    assert_eq!(roster(&alice.get(&format!("/v/{general}")).await.body, general), ["bob"]);
+    alice.post(&format!("/s/{server}/members/{bob_id}/kick"), &[("reason", "")]).await.assert_redirect(&format!("/s/{server}"));
+    let kicked = Instant::now();
+    while !roster(&alice.get(&format!("/v/{general}")).await.body, general).is_empty() {
+        assert!(kicked.elapsed() < Duration::from_secs(1), "a member kicked on A is still in B's room after a second");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
