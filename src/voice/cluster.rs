@@ -169,7 +169,9 @@ pub async fn movable(voice: &Voice, room: i64, to: i64) -> bool {
     here.is_none_or(|here| here == there)
 }
 
-/// The owner of `room` is this instance (or nobody knows), or another one.
+/// The other instance that holds `room`; None when this one does (people are in it
+/// here, or it claimed it just now) or when nobody can tell (no Redis answer: serve it
+/// here rather than not at all).
 async fn owner_elsewhere(voice: &Voice, room: i64, claim_free: bool) -> Option<String> {
     let bus = bus_of(voice)?;
     if !voice.roster().members(room).is_empty() {
