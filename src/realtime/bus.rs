@@ -4,8 +4,9 @@
 //! revoked devices, ephemeral live frames (voice rosters, incoming calls) and, on a
 //! channel of its own, what voice instances say to each other (`voice::cluster`).
 //! Presence counts connections on all instances through one hash per user, a field
-//! per instance with an expiry, refreshed while connected (and rewritten at once when Redis comes back, perhaps empty), so a killed instance's
-//! users go offline once its fields expire and stay missing for two checks.
+//! per instance with an expiry, refreshed while connected (and rewritten at once when
+//! Redis comes back, perhaps empty), so a killed instance's users go offline once its
+//! fields expire and stay missing for two checks.
 //!
 //! Channels and keys are named after the database (`reale:{db}:…`): instances of one
 //! deployment share them, while another deployment (or test) on the same Redis, whose
@@ -16,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface};
@@ -34,6 +35,8 @@ const PRESENCE_TTL_MS: i64 = 20_000;
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 /// Longest wait for one Redis command (they queue while Redis is unreachable).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ordered messages not published within this long are dropped.
+const OUTBOX_EXPIRY: Duration = Duration::from_secs(5);
 
 /// Runs a Redis command, giving up after `COMMAND_TIMEOUT`.
 pub(crate) async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
@@ -84,8 +87,8 @@ pub struct Bus {
     remote: Mutex<HashSet<i64>>,
     /// Messages to publish in the order they were handed over (a roster frame must
     /// never overtake the one before it): (channel, text), sent one at a time by `start`.
-    outbox: mpsc::UnboundedSender<(Outgoing, String)>,
-    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<(Outgoing, String)>>>,
+    outbox: mpsc::UnboundedSender<(Outgoing, String, Instant)>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<(Outgoing, String, Instant)>>>,
     /// What arrives on the voice channel, for `voice::cluster` (its own messages too).
     voice_in: broadcast::Sender<Arc<str>>,
 }
@@ -240,7 +243,12 @@ impl Bus {
         if let Some(mut outbox) = self.outbox_rx.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let publisher = self.publisher.clone();
             tokio::spawn(async move {
-                while let Some((to, text)) = outbox.recv().await {
+                while let Some((to, text, queued)) = outbox.recv().await {
+                    // Queued while Redis was away: a live frame or a voice request that
+                    // late is worse than none (rosters are republished every second).
+                    if queued.elapsed() > OUTBOX_EXPIRY {
+                        continue;
+                    }
                     let channel = match to {
                         Outgoing::Live => live.as_str(),
                         Outgoing::Voice => voice.as_str(),
@@ -373,13 +381,13 @@ impl Bus {
     pub fn publish_frame(&self, conversation_id: i64, html: &str) {
         let message = Live::Frame { from: self.instance.clone(), c: conversation_id, h: html.to_string() };
         if let Ok(text) = serde_json::to_string(&message) {
-            let _ = self.outbox.send((Outgoing::Live, text));
+            let _ = self.outbox.send((Outgoing::Live, text, Instant::now()));
         }
     }
 
     /// A message to every instance's `voice::cluster` (this one's too), in order.
     pub fn publish_voice(&self, text: String) {
-        let _ = self.outbox.send((Outgoing::Voice, text));
+        let _ = self.outbox.send((Outgoing::Voice, text, Instant::now()));
     }
 
     /// What arrives on the voice channel from now on.
