@@ -4,7 +4,7 @@
 //! the SFU thread, which also takes commands (join, leave, mute) from the web side and
 //! sends back reports (gone, speaking). Nothing here runs on the async runtime.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -126,11 +126,22 @@ struct Loop {
     peers: Vec<Peer>,
     speaking: Vec<u64>,
     next_speaking: Instant,
+    /// Peers given something to send (forwarded media, a keyframe request) since they
+    /// were last driven.
+    dirty: Vec<usize>,
+    /// Which peer each remote address belongs to (checked before use: ports get reused).
+    by_source: HashMap<SocketAddr, u64>,
 }
+
+/// Most datagrams and commands taken in before the peers they were forwarded to are
+/// driven: under load one poll of a receiver sends many forwarded packets, instead of
+/// one poll (which walks all its streams) per packet. A peer that *receives* a datagram
+/// is still polled at once: str0m wants its output drained after every input.
+const BATCH: usize = 128;
 
 impl Loop {
     fn new(sockets: Vec<Arc<UdpSocket>>, locals: Vec<SocketAddr>, reports: UnboundedSender<Report>) -> Loop {
-        Loop { sockets, locals, reports, peers: Vec::new(), speaking: Vec::new(), next_speaking: Instant::now() }
+        Loop { sockets, locals, reports, peers: Vec::new(), speaking: Vec::new(), next_speaking: Instant::now(), dirty: Vec::new(), by_source: HashMap::new() }
     }
 
     fn run(mut self, rx: Receiver<Inbox>) {
@@ -141,12 +152,27 @@ impl Loop {
                 let due = self.peers.iter().map(|p| p.due).min().unwrap_or_else(Instant::now).min(self.next_speaking);
                 rx.recv_timeout(due.saturating_duration_since(Instant::now()))
             };
-            match received {
-                Ok(Inbox::Packet { socket, at, source, data }) => self.packet(socket, at, source, &data),
-                Ok(Inbox::Command(command)) => self.command(command),
-                Err(RecvTimeoutError::Timeout) => {}
+            let mut next = match received {
+                Ok(inbox) => Some(inbox),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut taken = 0;
+            while let Some(inbox) = next.take() {
+                match inbox {
+                    Inbox::Packet { socket, at, source, data } => self.packet(socket, at, source, &data),
+                    Inbox::Command(command) => {
+                        // Commands see every peer driven up to now.
+                        self.drive_dirty();
+                        self.command(command);
+                    }
+                }
+                taken += 1;
+                if taken < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
+            self.drive_dirty();
             self.timers();
         }
     }
@@ -154,10 +180,23 @@ impl Loop {
     fn packet(&mut self, socket: usize, at: Instant, source: SocketAddr, data: &[u8]) {
         let Ok(contents) = data.try_into() else { return };
         let input = Input::Receive(at, Receive { proto: Protocol::Udp, source, destination: self.locals[socket], contents });
-        // The peer this datagram belongs to (by ICE credentials or the address in use).
-        let Some(index) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else { return };
+        // The peer this datagram belongs to (by ICE credentials or the address in use):
+        // the one last seen at this address, or else whichever accepts it.
+        let known = self.by_source.get(&source).and_then(|id| self.peers.iter().position(|p| p.id == *id)).filter(|&i| self.peers[i].rtc.accepts(&input));
+        let Some(index) = known.or_else(|| self.peers.iter().position(|p| p.rtc.accepts(&input))) else { return };
+        if known.is_none() {
+            self.by_source.insert(source, self.peers[index].id);
+        }
         self.peers[index].input(input);
-        self.drive(index);
+        self.drive_from(vec![index], true);
+    }
+
+    /// Drives every peer that was given input since the last time.
+    fn drive_dirty(&mut self) {
+        if !self.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.dirty);
+            self.drive_from(dirty, false);
+        }
     }
 
     fn command(&mut self, command: Command) {
@@ -235,7 +274,13 @@ impl Loop {
     /// Polls a peer until it has nothing more, passing what it produced to the others in
     /// its room, and polls them in turn.
     fn drive(&mut self, first: usize) {
-        let mut queue = VecDeque::from([first]);
+        self.drive_from(vec![first], false);
+    }
+
+    /// Polls `first` and, in turn, the peers their output went to; with `defer`, those
+    /// only join `dirty`, to be driven once at the end of the batch.
+    fn drive_from(&mut self, first: Vec<usize>, defer: bool) {
+        let mut queue = VecDeque::from(first);
         while let Some(index) = queue.pop_front() {
             loop {
                 let Loop { sockets, locals, peers, .. } = self;
@@ -253,33 +298,29 @@ impl Loop {
                         break;
                     }
                     Polled::TrackAdded(track) => {
-                        for (other, peer) in self.peers.iter_mut().enumerate() {
+                        let Loop { peers, dirty, .. } = self;
+                        for (other, peer) in peers.iter_mut().enumerate() {
                             if peer.room == room && peer.id != origin {
                                 peer.receive(track.clone());
-                                if !queue.contains(&other) {
-                                    queue.push_back(other);
-                                }
+                                enqueue(&mut queue, dirty, defer, other);
                             }
                         }
                     }
                     Polled::Keyframe { origin: publisher, mid, rid, kind } => {
                         if let Some(at) = self.peers.iter().position(|p| p.id == publisher && p.room == room) {
                             self.peers[at].request_keyframe(mid, rid, kind);
-                            if !queue.contains(&at) {
-                                queue.push_back(at);
-                            }
+                            enqueue(&mut queue, &mut self.dirty, defer, at);
                         }
                     }
                     Polled::Media(data) => {
                         if (muted && data.params.spec().codec.is_audio()) || (hidden && data.params.spec().codec.is_video()) {
                             continue;
                         }
-                        for (other, peer) in self.peers.iter_mut().enumerate() {
+                        let Loop { peers, dirty, .. } = self;
+                        for (other, peer) in peers.iter_mut().enumerate() {
                             if peer.room == room && peer.id != origin {
                                 peer.forward(origin, &data);
-                                if !queue.contains(&other) {
-                                    queue.push_back(other);
-                                }
+                                enqueue(&mut queue, dirty, defer, other);
                             }
                         }
                     }
@@ -299,6 +340,7 @@ impl Loop {
         let gone: Vec<(u64, i64)> = self.peers.iter().filter(|p| p.is_gone(now)).map(|p| (p.id, p.room)).collect();
         if !gone.is_empty() {
             self.peers.retain(|p| !p.is_gone(now));
+            self.by_source.retain(|_, id| gone.iter().all(|(g, _)| g != id));
             for (peer, room) in gone {
                 self.speaking.retain(|p| *p != peer);
                 let _ = self.reports.send(Report::Gone { peer });
@@ -325,6 +367,17 @@ impl Loop {
                 }
             }
         }
+    }
+}
+
+/// `index` is to be polled: now (in this drive) or, deferred, at the end of the batch.
+fn enqueue(queue: &mut VecDeque<usize>, dirty: &mut Vec<usize>, defer: bool, index: usize) {
+    if defer {
+        if !dirty.contains(&index) {
+            dirty.push(index);
+        }
+    } else if !queue.contains(&index) {
+        queue.push_back(index);
     }
 }
 
