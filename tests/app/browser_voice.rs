@@ -19,7 +19,7 @@ use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, PASSWORD, TestApp};
 
 /// Every `RTCPeerConnection` a page makes, kept where the test can read its stats.
-const KEEP_PEERS: &str = "(() => { const Native = window.RTCPeerConnection; if (!Native) return; window.__peers = []; \
+pub(crate) const KEEP_PEERS: &str = "(() => { const Native = window.RTCPeerConnection; if (!Native) return; window.__peers = []; \
     window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__peers.push(pc); return pc; }; \
     window.RTCPeerConnection.prototype = Native.prototype; })();";
 
@@ -30,7 +30,7 @@ const INBOUND_AUDIO: &str = "const done = arguments[0]; const pc = (window.__pee
       if (s.type === 'inbound-rtp' && s.kind === 'audio') out.push([s.ssrc, s.packetsReceived || 0, s.totalAudioEnergy || 0]); }); \
       done(out); });";
 
-const MEDIA: &[&str] = &[
+pub(crate) const MEDIA: &[&str] = &[
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
@@ -197,7 +197,7 @@ async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &B
 }
 
 /// Logs the browser in as `username`, as a person would.
-async fn signed_in(b: &Browser, base: &str, username: &str) {
+pub(crate) async fn signed_in(b: &Browser, base: &str, username: &str) {
     b.goto(&format!("{base}/login")).await;
     b.fill("Username or email", username).await;
     b.fill("Password", PASSWORD).await;
@@ -205,7 +205,7 @@ async fn signed_in(b: &Browser, base: &str, username: &str) {
     b.wait_for_path("/", "logging in").await;
 }
 
-async fn body_text(b: &Browser) -> String {
+pub(crate) async fn body_text(b: &Browser) -> String {
     b.client.find(Locator::Css("main")).await.expect("main").text().await.expect("text")
 }
 
@@ -234,7 +234,7 @@ async fn streams(b: &Browser) -> BTreeMap<u64, (f64, f64)> {
 }
 
 /// The inbound audio streams, once there are `want` of them.
-async fn inbound(b: &Browser, want: usize) -> Result<BTreeMap<u64, (f64, f64)>, String> {
+pub(crate) async fn inbound(b: &Browser, want: usize) -> Result<BTreeMap<u64, (f64, f64)>, String> {
     let streams = streams(b).await;
     if streams.len() == want { Ok(streams) } else { Err(format!("{} streams with packets: {streams:?}", streams.len())) }
 }

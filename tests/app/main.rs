@@ -5,6 +5,8 @@ mod voice;
 
 mod accounts;
 mod avatars;
+mod browser_calls;
+mod calls;
 mod contention;
 mod conversations;
 mod files;

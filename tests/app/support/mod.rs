@@ -10,6 +10,7 @@
 pub mod balancer;
 pub mod cluster;
 pub mod push_service;
+pub mod talker;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
