@@ -168,10 +168,8 @@ async fn a_ringing_call_shows_on_every_page_and_declines_without_javascript(app:
 
 async fn two_starts_at_once_make_one_call(app: TestApp) {
     let (mut alice, mut bob, dm) = alice_and_bob(&app).await;
-    let (a, b) = tokio::join!(
-        alice.post(&format!("/c/{dm}/call"), &[("video", "false")]),
-        bob.post(&format!("/c/{dm}/call"), &[("video", "false")]),
-    );
+    let path = format!("/c/{dm}/call");
+    let (a, b) = tokio::join!(alice.post(&path, &[("video", "false")]), bob.post(&path, &[("video", "false")]));
     a.assert_redirect(&format!("/c/{dm}/call?join=1"));
     b.assert_redirect(&format!("/c/{dm}/call?join=1"));
     let sql = "SELECT COUNT(*) FROM calls WHERE conversation_id = $1";
@@ -187,7 +185,7 @@ async fn a_blocked_person_cannot_call(app: TestApp) {
     bob.post("/u/alice/block", &[]).await.assert_redirect("/u/alice");
     let refused = alice.post(&format!("/c/{dm}/call"), &[("video", "false")]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(refused.body.contains("You can't send messages to this person."), "{}", refused.body);
+    assert!(refused.body.contains("You can&#39;t send messages to this person."), "{}", refused.body);
     assert_eq!(bob.post(&format!("/c/{dm}/call"), &[("video", "false")]).await.status, StatusCode::FORBIDDEN);
     assert!(!bob.get("/").await.body.contains("is calling"));
 }
