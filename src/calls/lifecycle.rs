@@ -1,5 +1,5 @@
 //! A call's life, from the first "Start call" to its line in the conversation: it rings
-//! for the other members (a banner on every live page of theirs), each answers by
+//! for the other members (a banner on every live page of theirs, and a push), each answers by
 //! joining or declining, and it ends when nobody answered in time, everyone declined,
 //! the caller hung up first, or — once answered — the talking is over (in a DM when
 //! either hangs up, in a group when the last person leaves).
@@ -41,6 +41,7 @@ pub async fn start(state: &AppState, access: &Access, caller: (i64, &str), video
         let mut frame = views::ring_frame(&ringing)?;
         frame.push_str(&views::state_frame(conversation_id, Some(&call), &state_text(&call, caller.1), false)?);
         state.realtime.send_ephemeral(conversation_id, &frame);
+        state.push.call_started(crate::push::Ring { conversation_id, caller_id: caller.0, video });
         tokio::spawn(watch(state.clone(), call.id));
     }
     Ok(call)
