@@ -129,6 +129,18 @@ pub struct Config {
     /// and this host's IPv4 addresses). Behind NAT, give the public address.
     #[arg(long, env = "REALE_RTC_PUBLIC_IP", value_delimiter = ',')]
     pub rtc_public_ip: Vec<std::net::IpAddr>,
+
+    /// TURN servers for browsers that cannot reach the media port directly (UDP
+    /// blocked, strict NAT), comma-separated, e.g.
+    /// `turn:turn.example.org:3478,turns:turn.example.org:443?transport=tcp`.
+    /// Needs `--turn-secret`.
+    #[arg(long, env = "REALE_TURN_URL", value_delimiter = ',', requires = "turn_secret")]
+    pub turn_url: Vec<String>,
+
+    /// The TURN server's shared secret (coturn: `use-auth-secret` and
+    /// `static-auth-secret`): each person gets credentials from it that expire.
+    #[arg(long, env = "REALE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
 }
 
 impl Config {

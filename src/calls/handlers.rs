@@ -99,7 +99,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         room: id,
         room_name: ROOM_NAME.to_string(),
         members: state.voice.members(id),
-        controls: Controls { base: format!("/c/{id}/call"), join: "Join call", leave: "Hang up", autojoin },
+        controls: Controls { base: format!("/c/{id}/call"), ice: state.voice.ice_servers(user.id), join: "Join call", leave: "Hang up", autojoin },
         title,
         call,
         voice_js: assets::url("voice.js"),
@@ -127,15 +127,17 @@ pub async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): P
     Ok(Redirect::to(&format!("/c/{id}")).into_response())
 }
 
-pub async fn mute(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
+/// Self mute, deafen, camera and screen share in the call, as the person sets them.
+pub async fn switch(State(state): State<AppState>, user: CurrentUser, Path((id, what)): Path<(i64, String)>, Form(input): Form<Switch>) -> AppResult<Response> {
     conversation(&state, &user, id).await?;
-    state.voice.set_self(id, user.id, Some(input.on()), None);
-    Ok(Redirect::to(&format!("/c/{id}/call")).into_response())
-}
-
-pub async fn deafen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
-    conversation(&state, &user, id).await?;
-    state.voice.set_self(id, user.id, None, Some(input.on()));
+    let on = Some(input.on());
+    match what.as_str() {
+        "mute" => state.voice.set_self(id, user.id, on, None),
+        "deafen" => state.voice.set_self(id, user.id, None, on),
+        "camera" => state.voice.set_video(id, user.id, on, None),
+        "screen" => state.voice.set_video(id, user.id, None, on),
+        _ => return Err(AppError::NotFound),
+    };
     Ok(Redirect::to(&format!("/c/{id}/call")).into_response())
 }
 

@@ -24,7 +24,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/c/{id}/call", get(handlers::show).merge(write(post(handlers::start))))
         .route("/c/{id}/call/rtc", write(post(handlers::connect)))
         .route("/c/{id}/call/leave", write(post(handlers::leave)))
-        .route("/c/{id}/call/mute", write(post(handlers::mute)))
-        .route("/c/{id}/call/deafen", write(post(handlers::deafen)))
+        // Mute, deafen, camera, screen.
+        .route("/c/{id}/call/{switch}", write(post(handlers::switch)))
         .route("/c/{id}/call/decline", write(post(handlers::decline)))
 }

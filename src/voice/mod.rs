@@ -13,6 +13,7 @@ mod peer;
 mod roster;
 mod routes;
 mod sfu;
+mod turn;
 
 pub use page::Controls;
 pub use roster::{MemberView, RosterFragment};
@@ -58,6 +59,7 @@ pub struct Voice {
     next_peer: AtomicU64,
     realtime: Arc<Realtime>,
     store: Store,
+    turn: Option<turn::Turn>,
 }
 
 /// How often everyone in a room here is checked against their permissions now: a kick,
@@ -75,6 +77,7 @@ impl Voice {
             next_peer: AtomicU64::new(1),
             realtime,
             store,
+            turn: turn::Turn::from_config(&config.turn_url, config.turn_secret.as_deref()),
         })
     }
 
@@ -104,6 +107,13 @@ impl Voice {
         started.as_ref().map_err(Clone::clone)
     }
 
+    /// The ICE servers `user_id`'s browser is given (JSON for `RTCPeerConnection`):
+    /// none, or the TURN servers with credentials that expire.
+    pub fn ice_servers(&self, user_id: i64) -> String {
+        let servers: Vec<_> = self.turn.iter().map(|t| t.ice_server(user_id, time::OffsetDateTime::now_utc().unix_timestamp())).collect();
+        serde_json::to_string(&servers).unwrap_or_else(|_| "[]".into())
+    }
+
     /// Who is in `room` now, as pages show it.
     pub fn members(&self, room: i64) -> Vec<MemberView> {
         self.roster().members(room)
@@ -116,12 +126,12 @@ impl Voice {
         let peer = self.next_peer.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || JoinError::Unavailable("Voice is unavailable on this server right now.".into());
-        if !sfu.send(Command::Join { peer, room, offer, reply }) {
+        if !sfu.send(Command::Join { peer, user: user_id, room, offer, reply }) {
             return Err(gone());
         }
         let answer = answer.await.map_err(|_| gone())?.map_err(JoinError::BadOffer)?;
         if !may_speak {
-            sfu.send(Command::Mute { peer, muted: true });
+            sfu.send(Command::Mute { peer, muted: true, hidden: true });
         }
         let left = self.roster().put(Member::new(peer, (room, room_name), user_id, name, !may_speak));
         if let Some(old) = left {
@@ -160,9 +170,21 @@ impl Voice {
         });
         let Some(member) = changed else { return false };
         if let Ok(sfu) = self.sfu() {
-            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced(), hidden: member.hidden() });
             sfu.send(Command::Deafen { peer: member.peer, deaf: member.deafened });
         }
+        self.broadcast(room, &member.room_name);
+        true
+    }
+
+    /// Camera and screen on or off, as the person sets them (their browser has already
+    /// started or stopped sending; this is what the others' pages show).
+    pub fn set_video(self: &Arc<Self>, room: i64, user_id: i64, camera: Option<bool>, screen: Option<bool>) -> bool {
+        let changed = self.roster().update(user_id, room, |m| {
+            m.camera = camera.unwrap_or(m.camera);
+            m.screen = screen.unwrap_or(m.screen);
+        });
+        let Some(member) = changed else { return false };
         self.broadcast(room, &member.room_name);
         true
     }
@@ -173,7 +195,7 @@ impl Voice {
         match action {
             Moderation::Mute(on) => {
                 let Some(member) = self.roster().update(user_id, room, |m| m.mod_muted = on) else { return false };
-                sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+                sfu.send(Command::Mute { peer: member.peer, muted: member.silenced(), hidden: member.hidden() });
                 self.broadcast(room, &member.room_name);
             }
             Moderation::Disconnect => return self.leave(user_id, Some(room)),
@@ -197,7 +219,7 @@ impl Voice {
         });
         let Some(member) = member.filter(|_| changed) else { return };
         if let Ok(sfu) = self.sfu() {
-            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced() });
+            sfu.send(Command::Mute { peer: member.peer, muted: member.silenced(), hidden: member.hidden() });
         }
         self.broadcast(room, &member.room_name);
     }

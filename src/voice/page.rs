@@ -39,8 +39,11 @@ pub struct VoicePage {
 /// What `voice/_controls.html` needs: where the room's endpoints are and what the
 /// buttons say. A call's page fills it with its own.
 pub struct Controls {
-    /// `/v/{id}` or `/c/{id}/call`: `…/rtc`, `…/leave`, `…/mute`, `…/deafen` follow.
+    /// `/v/{id}` or `/c/{id}/call`: `…/rtc`, `…/leave`, `…/mute`, `…/deafen`,
+    /// `…/camera`, `…/screen` follow.
     pub base: String,
+    /// `RTCPeerConnection`'s ICE servers (TURN, when configured), as JSON.
+    pub ice: String,
     pub join: &'static str,
     pub leave: &'static str,
     /// Join as soon as the page loads (a call just started or accepted).
@@ -66,7 +69,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         voice,
         other_rooms,
         me: user.id,
-        controls: Controls { base: format!("/v/{id}"), join: "Join voice", leave: "Leave voice", autojoin: false },
+        controls: Controls { base: format!("/v/{id}"), ice: state.voice.ice_servers(user.id), join: "Join voice", leave: "Leave voice", autojoin: false },
         voice_js: assets::url("voice.js"),
     })
 }

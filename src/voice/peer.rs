@@ -2,17 +2,23 @@
 //! tracks it receives from the others in its room, and the renegotiation that adds or
 //! stops those over its data channel.
 //!
-//! The browser makes the first offer (its microphone and a data channel) by `POST`;
-//! after that only the SFU offers (a track to receive when someone joins, a track to
-//! stop when someone leaves), over the data channel, so the two sides never offer at
-//! once.
+//! The browser makes the first offer by `POST`: its microphone, then two video senders
+//! (camera, screen) that carry nothing until the person turns one on, and a data
+//! channel. Turning the camera or screen on and off swaps the sender's track in the
+//! browser and needs no renegotiation; so after the first offer only the SFU offers (a
+//! track to receive when someone joins, a track to stop when someone leaves), over the
+//! data channel, and the two sides never offer at once.
+//!
+//! Video is forwarded like audio, frame by frame; a browser that needs a keyframe to
+//! start (or restart) decoding asks for one, and the SFU passes the request on to the
+//! publisher, as it does by itself whenever it starts sending a video track to someone.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::{Event, Input, Output, Rtc};
 
 /// A track a participant publishes. Its peer holds the one strong reference; the
@@ -22,6 +28,11 @@ pub struct TrackIn {
     pub origin: u64,
     pub mid: Mid,
     pub kind: MediaKind,
+    /// What it carries, for the receiving page's tiles: "mic", "camera" or "screen"
+    /// (the publisher's senders in that order).
+    pub label: &'static str,
+    /// Whose it is (the stream id the receivers see names them).
+    pub user: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,8 @@ pub enum Polled {
     Until(Instant),
     TrackAdded(Weak<TrackIn>),
     Media(MediaData),
+    /// Someone receiving `origin`'s video track `mid` needs a keyframe.
+    Keyframe { origin: u64, mid: Mid, rid: Option<Rid>, kind: KeyframeRequestKind },
 }
 
 /// How long a connection may stay lost before its participant is dropped.
@@ -65,11 +78,15 @@ pub const LOST_AFTER: Duration = Duration::from_secs(15);
 
 pub struct Peer {
     pub id: u64,
+    pub user: i64,
     pub room: i64,
     pub rtc: Rtc,
-    /// Not forwarded to the others (self mute, server mute, no SPEAK, timed out).
+    /// Their audio is not forwarded to the others (self mute, server mute, no SPEAK,
+    /// timed out).
     pub muted: bool,
-    /// Nothing forwarded to this peer.
+    /// Their video is not forwarded either (silenced by the server, not by themselves).
+    pub hidden: bool,
+    /// No audio forwarded to this peer (video still is, as in Discord).
     pub deaf: bool,
     /// When anything last arrived from the browser (media flows many times a second, and
     /// a muted browser still sends silence and ICE consent checks).
@@ -82,15 +99,20 @@ pub struct Peer {
     pub due: Instant,
     /// Loudest audio level (dBov, 0 loudest … -127) heard since the last report.
     pub loudest: Option<i8>,
+    /// Keyframe requests to pass on to publishers (tracks this peer just started
+    /// receiving, or asked for by its browser).
+    keyframes: Vec<(u64, Mid, Option<Rid>, KeyframeRequestKind)>,
 }
 
 impl Peer {
-    pub fn new(id: u64, room: i64, rtc: Rtc) -> Peer {
+    pub fn new(id: u64, user: i64, room: i64, rtc: Rtc) -> Peer {
         Peer {
             id,
+            user,
             room,
             rtc,
             muted: false,
+            hidden: false,
             deaf: false,
             last_heard: Instant::now(),
             channel: None,
@@ -99,6 +121,7 @@ impl Peer {
             tracks_out: Vec::new(),
             due: Instant::now(),
             loudest: None,
+            keyframes: Vec::new(),
         }
     }
 
@@ -126,6 +149,9 @@ impl Peer {
         if !self.rtc.is_alive() {
             return Polled::Until(Instant::now() + Duration::from_secs(1));
         }
+        if let Some((origin, mid, rid, kind)) = self.keyframes.pop() {
+            return Polled::Keyframe { origin, mid, rid, kind };
+        }
         if self.negotiate() {
             return Polled::Nothing;
         }
@@ -149,7 +175,12 @@ impl Peer {
     fn event(&mut self, event: Event) -> Polled {
         match event {
             Event::MediaAdded(added) if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) => {
-                let track = Arc::new(TrackIn { origin: self.id, mid: added.mid, kind: added.kind });
+                let label = match added.kind {
+                    MediaKind::Audio => "mic",
+                    MediaKind::Video if self.tracks_in.iter().any(|t| t.kind == MediaKind::Video) => "screen",
+                    MediaKind::Video => "camera",
+                };
+                let track = Arc::new(TrackIn { origin: self.id, mid: added.mid, kind: added.kind, label, user: self.user });
                 let weak = Arc::downgrade(&track);
                 self.tracks_in.push(track);
                 Polled::TrackAdded(weak)
@@ -159,6 +190,13 @@ impl Peer {
                     self.loudest = Some(self.loudest.map_or(level, |l| l.max(level)));
                 }
                 Polled::Media(data)
+            }
+            Event::KeyframeRequest(request) => {
+                let from = self.tracks_out.iter().find(|t| t.mid() == Some(request.mid)).and_then(|t| t.from.upgrade());
+                match from {
+                    Some(from) => Polled::Keyframe { origin: from.origin, mid: from.mid, rid: request.rid, kind: request.kind },
+                    None => Polled::Nothing,
+                }
             }
             Event::ChannelOpen(id, _) => {
                 self.channel = Some(id);
@@ -194,8 +232,8 @@ impl Peer {
             match track.state {
                 OutState::ToOpen => {
                     if let Some(from) = track.from.upgrade() {
-                        // The stream id names the publisher, so the page can label the tile.
-                        let mid = change.add_media(from.kind, Direction::SendOnly, Some(format!("p{}", from.origin)), None, None);
+                        // The stream id says what it is and whose, so the page can label the tile.
+                        let mid = change.add_media(from.kind, Direction::SendOnly, Some(format!("{}-{}", from.label, from.user)), None, None);
                         track.state = OutState::Negotiating(mid);
                     }
                 }
@@ -228,6 +266,10 @@ impl Peer {
         for track in &mut self.tracks_out {
             if let OutState::Negotiating(mid) = track.state {
                 track.state = OutState::Open(mid);
+                // Decoding starts at a keyframe: ask for one rather than wait for the next.
+                if let Some(from) = track.from.upgrade().filter(|f| f.kind == MediaKind::Video) {
+                    self.keyframes.push((from.origin, from.mid, None, KeyframeRequestKind::Pli));
+                }
             }
         }
         self.tracks_out.retain(|t| !matches!(t.state, OutState::Stopping(_)));
@@ -236,7 +278,7 @@ impl Peer {
     /// Gives this peer's tracks new identities (after a move to another room): the old
     /// room's copies end as their weak references die; the new ones to hand out.
     pub fn renew_tracks(&mut self) -> Vec<Weak<TrackIn>> {
-        self.tracks_in = self.tracks_in.iter().map(|t| Arc::new(TrackIn { origin: t.origin, mid: t.mid, kind: t.kind })).collect();
+        self.tracks_in = self.tracks_in.iter().map(|t| Arc::new(TrackIn { origin: t.origin, mid: t.mid, kind: t.kind, label: t.label, user: t.user })).collect();
         self.tracks_in.iter().map(Arc::downgrade).collect()
     }
 
@@ -252,7 +294,7 @@ impl Peer {
 
     /// Sends on what `origin` published as `data.mid`, if this peer receives it.
     pub fn forward(&mut self, origin: u64, data: &MediaData) {
-        if self.deaf {
+        if self.deaf && data.params.spec().codec.is_audio() {
             return;
         }
         let Some(mid) = self
@@ -267,6 +309,14 @@ impl Peer {
         let Some(pt) = writer.match_params(data.params) else { return };
         if writer.write(pt, data.network_time, data.time, data.data.clone()).is_err() {
             self.rtc.disconnect();
+        }
+    }
+
+    /// Asks this peer's browser for a keyframe on the video it publishes as `mid`.
+    pub fn request_keyframe(&mut self, mid: Mid, rid: Option<Rid>, kind: KeyframeRequestKind) {
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            // Not receiving on that mid (yet): nothing to ask for.
+            let _ = writer.request_keyframe(rid, kind);
         }
     }
 }

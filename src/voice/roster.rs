@@ -20,16 +20,25 @@ pub struct Member {
     /// Silenced by a moderator (MUTE_MEMBERS) until they unmute.
     pub mod_muted: bool,
     pub speaking: bool,
+    /// Their camera, their screen: on or off, as they set it.
+    pub camera: bool,
+    pub screen: bool,
 }
 
 impl Member {
     pub fn new(peer: u64, room: (i64, &str), user_id: i64, name: &str, server_muted: bool) -> Member {
-        Member { peer, room: room.0, room_name: room.1.to_string(), user_id, name: name.to_string(), self_muted: false, deafened: false, server_muted, mod_muted: false, speaking: false }
+        Member { peer, room: room.0, room_name: room.1.to_string(), user_id, name: name.to_string(), self_muted: false, deafened: false, server_muted, mod_muted: false, speaking: false, camera: false, screen: false }
     }
 
     /// Whether what they say reaches no one.
     pub fn silenced(&self) -> bool {
         self.self_muted || self.server_muted || self.mod_muted
+    }
+
+    /// Whether their camera and screen reach no one: silenced by the server or a
+    /// moderator (muting yourself leaves your camera on, as in Discord).
+    pub fn hidden(&self) -> bool {
+        self.server_muted || self.mod_muted
     }
 }
 
@@ -43,6 +52,9 @@ pub struct MemberView {
     pub mod_muted: bool,
     pub deafened: bool,
     pub speaking: bool,
+    /// Shown only while it reaches the others (not when silenced by the server).
+    pub camera: bool,
+    pub screen: bool,
 }
 
 #[derive(Template)]
@@ -72,6 +84,8 @@ impl Roster {
                     mod_muted: m.mod_muted,
                     deafened: m.deafened,
                     speaking: m.speaking && !m.silenced(),
+                    camera: m.camera && !m.hidden(),
+                    screen: m.screen && !m.hidden(),
                 })
                 .collect()
         })

@@ -1,6 +1,7 @@
 //! Voice routes: the page of a voice channel, joining with the browser's SDP offer
 //! (JSON in, the SFU's answer out; the only JSON this app speaks, as WebRTC needs
-//! JavaScript anyway), leaving, and self mute/deafen as plain forms.
+//! JavaScript anyway), leaving, self mute/deafen, and camera/screen on or off (what the
+//! others' pages show; the browser itself starts and stops sending).
 
 use axum::Router;
 use axum::extract::{Form, Path, State};
@@ -28,6 +29,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v/{id}/leave", write(post(leave)))
         .route("/v/{id}/mute", write(post(mute)))
         .route("/v/{id}/deafen", write(post(deafen)))
+        .route("/v/{id}/camera", write(post(camera)))
+        .route("/v/{id}/screen", write(post(screen)))
         .route("/v/{id}/members/{user}/mute", write(post(moderation::mute)))
         .route("/v/{id}/members/{user}/disconnect", write(post(moderation::disconnect)))
         .route("/v/{id}/members/{user}/move", write(post(moderation::move_to)))
@@ -113,5 +116,17 @@ async fn mute(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i
 async fn deafen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
     state.voice.set_self(room.id, user.id, None, Some(input.on()));
+    Ok(Redirect::to(&format!("/v/{id}")).into_response())
+}
+
+async fn camera(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    state.voice.set_video(room.id, user.id, Some(input.on()), None);
+    Ok(Redirect::to(&format!("/v/{id}")).into_response())
+}
+
+async fn screen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
+    let room = room(&state, &user, id).await?;
+    state.voice.set_video(room.id, user.id, None, Some(input.on()));
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }

@@ -19,11 +19,11 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use super::peer::{Peer, Polled};
 
 pub enum Command {
-    Join { peer: u64, room: i64, offer: SdpOffer, reply: oneshot::Sender<Result<SdpAnswer, String>> },
+    Join { peer: u64, user: i64, room: i64, offer: SdpOffer, reply: oneshot::Sender<Result<SdpAnswer, String>> },
     Leave { peer: u64 },
-    /// Stop (or resume) forwarding what this peer says.
-    Mute { peer: u64, muted: bool },
-    /// Stop (or resume) forwarding anything to this peer.
+    /// Stop (or resume) forwarding what this peer says (`muted`) and shows (`hidden`).
+    Mute { peer: u64, muted: bool, hidden: bool },
+    /// Stop (or resume) forwarding audio to this peer.
     Deafen { peer: u64, deaf: bool },
     /// Into another room, on the same connection.
     Move { peer: u64, room: i64 },
@@ -162,8 +162,8 @@ impl Loop {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Join { peer, room, offer, reply } => {
-                let answer = self.join(peer, room, offer);
+            Command::Join { peer, user, room, offer, reply } => {
+                let answer = self.join(peer, user, room, offer);
                 let _ = reply.send(answer);
             }
             Command::Leave { peer } => {
@@ -171,9 +171,10 @@ impl Loop {
                     p.rtc.disconnect();
                 }
             }
-            Command::Mute { peer, muted } => {
+            Command::Mute { peer, muted, hidden } => {
                 if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
                     p.muted = muted;
+                    p.hidden = hidden;
                 }
             }
             Command::Deafen { peer, deaf } => {
@@ -211,14 +212,14 @@ impl Loop {
         }
     }
 
-    fn join(&mut self, id: u64, room: i64, offer: SdpOffer) -> Result<SdpAnswer, String> {
+    fn join(&mut self, id: u64, user: i64, room: i64, offer: SdpOffer) -> Result<SdpAnswer, String> {
         let mut rtc = Rtc::builder().build(Instant::now());
         for addr in &self.locals {
             let candidate = Candidate::host(*addr, "udp").map_err(|e| e.to_string())?;
             rtc.add_local_candidate(candidate);
         }
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
-        let mut peer = Peer::new(id, room, rtc);
+        let mut peer = Peer::new(id, user, room, rtc);
         // What the others already publish, the newcomer receives.
         for other in self.peers.iter().filter(|p| p.room == room) {
             for track in &other.tracks_in {
@@ -243,7 +244,8 @@ impl Loop {
                     // A full send buffer drops the datagram, as the network would.
                     let _ = sockets[socket].send_to(&transmit.contents, transmit.destination);
                 });
-                let (origin, room, muted) = (self.peers[index].id, self.peers[index].room, self.peers[index].muted);
+                let (origin, room) = (self.peers[index].id, self.peers[index].room);
+                let (muted, hidden) = (self.peers[index].muted, self.peers[index].hidden);
                 match polled {
                     Polled::Nothing => {}
                     Polled::Until(at) => {
@@ -260,8 +262,16 @@ impl Loop {
                             }
                         }
                     }
+                    Polled::Keyframe { origin: publisher, mid, rid, kind } => {
+                        if let Some(at) = self.peers.iter().position(|p| p.id == publisher && p.room == room) {
+                            self.peers[at].request_keyframe(mid, rid, kind);
+                            if !queue.contains(&at) {
+                                queue.push_back(at);
+                            }
+                        }
+                    }
                     Polled::Media(data) => {
-                        if muted {
+                        if (muted && data.params.spec().codec.is_audio()) || (hidden && data.params.spec().codec.is_video()) {
                             continue;
                         }
                         for (other, peer) in self.peers.iter_mut().enumerate() {

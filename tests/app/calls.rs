@@ -127,7 +127,7 @@ async fn a_declined_call_is_a_missed_call_and_strangers_see_nothing_of_it(app: T
     assert_eq!(stranger.get(&format!("/c/{dm}/call")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(stranger.post(&format!("/c/{dm}/call"), &[("video", "false")]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(join(&mut stranger, dm).await, StatusCode::NOT_FOUND);
-    for action in ["leave", "mute", "deafen"] {
+    for action in ["leave", "mute", "deafen", "camera", "screen"] {
         assert_eq!(stranger.post(&format!("/c/{dm}/call/{action}"), &[("on", "true")]).await.status, StatusCode::NOT_FOUND, "{action}");
     }
     assert_eq!(stranger.post(&format!("/c/{dm}/call/decline"), &[("call", &call_field)]).await.status, StatusCode::NOT_FOUND);

@@ -22,6 +22,8 @@ mod browser_pwa;
 mod browser_scale;
 mod browser_servers;
 mod notifications;
+mod browser_turn;
+mod browser_video;
 mod browser_voice;
 mod operations;
 mod privacy;

@@ -71,7 +71,7 @@ async fn join(client: &mut Client, room: i64) -> (crate::support::Resp, Rtc, Sdp
 fn roster(page: &str, room: i64) -> Vec<String> {
     let start = page.find(&format!("voice-roster voice-{room}\"")).unwrap_or_else(|| panic!("roster of {room}:\n{page}"));
     let list = &page[start..page[start..].find("</ul>").map_or(page.len(), |end| start + end)];
-    list.split("data-user-id=\"").skip(1).filter_map(|item| item.split_once("\">").map(|(_, rest)| rest.split('<').next().unwrap_or("").to_string())).collect()
+    list.split("<li ").skip(1).filter_map(|item| item.split_once("data-name=\"").and_then(|(_, rest)| rest.split_once('"')).map(|(name, _)| name.to_string())).collect()
 }
 
 async fn a_voice_channel_says_voice_needs_javascript_and_is_404_to_outsiders(app: TestApp) {
