@@ -1,7 +1,8 @@
-//! Calls in real browsers (issue 13, acceptance 2; audio until video lands): Alice
-//! starts a call from her DM with Bob; Bob, on another page, sees it ring live and
-//! presses Accept; each receives the other's audio (getStats: inbound packets and
-//! audio energy rising). Alice hangs up: both conversations show the call's length.
+//! Calls in real browsers (issue 13, acceptance 2): Alice starts a video call from her
+//! DM with Bob; Bob, on another page, sees it ring live and presses Accept; each
+//! receives the other's audio and video (getStats: inbound packets and audio energy
+//! rising, frames decoded rising). Alice hangs up: both conversations show the call's
+//! length.
 //!
 //! The people and the DM are set up over HTTP; each browser then logs in.
 
@@ -10,12 +11,13 @@ use std::time::Duration;
 use fantoccini::Locator;
 
 use crate::browser::{Browser, Findings, chromium_and_driver, skip};
+use crate::browser_video::decoding;
 use crate::browser_voice::{KEEP_PEERS, MEDIA, body_text, inbound, signed_in};
 use crate::conversations::open_dm;
 use crate::support::{Backend, FLOW_ARGS, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alice_calls_bob_who_accepts_from_the_banner_and_they_hear_each_other() {
+async fn alice_video_calls_bob_who_accepts_from_the_banner_and_they_see_and_hear_each_other() {
     let Some((chromium, mut driver)) = chromium_and_driver().await else { return };
     let mut args = FLOW_ARGS.to_vec();
     args.extend(["--rtc-port", "0", "--rtc-public-ip", "127.0.0.1"]);
@@ -60,7 +62,7 @@ async fn flow(base: &str, dm: i64, browsers: &[Browser]) {
     // Bob is somewhere else: his home page.
     bob.goto(&format!("{base}/")).await;
     alice.goto(&format!("{base}/c/{dm}")).await;
-    alice.button("Start voice call").await.click().await.expect("click Start voice call");
+    alice.button("Start video call").await.click().await.expect("click Start video call");
     connected(alice).await;
 
     // The call rings on Bob's page, live.
@@ -70,7 +72,7 @@ async fn flow(base: &str, dm: i64, browsers: &[Browser]) {
         for banner in banners {
             texts.push(banner.text().await.unwrap_or_default());
         }
-        if texts.iter().any(|t| t.contains("alice is calling")) { Ok(()) } else { Err(format!("banners: {texts:?}")) }
+        if texts.iter().any(|t| t.contains("alice is calling (video call)")) { Ok(()) } else { Err(format!("banners: {texts:?}")) }
     })
     .await;
     bob.button("Accept").await.click().await.expect("click Accept");
@@ -79,6 +81,17 @@ async fn flow(base: &str, dm: i64, browsers: &[Browser]) {
     let mut findings = Findings::default();
     bob.check_page("call", &mut findings).await;
     findings.assert_none();
+
+    // Each sees the other: a video call turns both cameras on, and frames decode.
+    for b in browsers {
+        b.eventually("the other's camera decoding", || async {
+            match decoding(b, Duration::from_millis(500)).await {
+                0 => Err("no inbound video decodes new frames".to_string()),
+                _ => Ok(()),
+            }
+        })
+        .await;
+    }
 
     // Each hears the other: one inbound audio stream, flowing, with sound.
     for b in browsers {
@@ -104,7 +117,7 @@ async fn flow(base: &str, dm: i64, browsers: &[Browser]) {
         b.goto(&format!("{base}/c/{dm}")).await;
         b.eventually("the call's line", || async {
             let text = body_text(b).await;
-            if text.contains("Voice call · 0:0") { Ok(()) } else { Err(text) }
+            if text.contains("Video call · 0:0") { Ok(()) } else { Err(text) }
         })
         .await;
     }

@@ -155,7 +155,7 @@ async fn frames(b: &Browser) -> BTreeMap<u64, f64> {
 }
 
 /// How many of `b`'s inbound video streams decode new frames over the next `wait`.
-async fn decoding(b: &Browser, wait: Duration) -> usize {
+pub(crate) async fn decoding(b: &Browser, wait: Duration) -> usize {
     let first = frames(b).await;
     tokio::time::sleep(wait).await;
     let later = frames(b).await;
