@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 
-use crate::browser::{Browser, Findings, chromium_and_driver, skip};
+use crate::browser::{Browser, Findings, chromium_and_driver};
 use crate::browser_video::decoding;
-use crate::browser_voice::{KEEP_PEERS, MEDIA, body_text, inbound, signed_in};
+use crate::browser_voice::{KEEP_PEERS, body_text, bounded, close_all, inbound, media_browsers};
 use crate::conversations::open_dm;
 use crate::support::{Backend, FLOW_ARGS, TestApp};
 
@@ -28,33 +28,11 @@ async fn alice_video_calls_bob_who_accepts_from_the_banner_and_they_see_and_hear
     bob.register("bob").await;
     let dm = open_dm(&mut alice, "bob").await;
 
-    let mut browsers = Vec::new();
-    for name in ["alice", "bob"] {
-        match driver.browser_with(name, &chromium, true, MEDIA).await {
-            Ok(b) => {
-                signed_in(&b, &base, name).await;
-                b.on_every_page(KEEP_PEERS).await;
-                browsers.push(b);
-            }
-            Err(why) => {
-                for b in browsers {
-                    Browser::close(b).await;
-                }
-                return skip(&why);
-            }
-        }
-    }
-    let flow = tokio::time::timeout(Duration::from_secs(90), flow(&base, dm, &browsers));
-    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(flow)).await;
-    for b in browsers {
-        b.close().await;
-    }
+    let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob"], KEEP_PEERS).await else { return };
+    let outcome = bounded(Duration::from_secs(90), flow(&base, dm, &browsers)).await;
+    close_all(browsers).await;
     drop(driver);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => panic!("the call flow did not finish within 90 s"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    outcome.check("the call flow");
 }
 
 async fn flow(base: &str, dm: i64, browsers: &[Browser]) {
