@@ -88,7 +88,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     };
     let mut page = Page::new(format!("Call · {title}"), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
-    page.ringing = calls::ringing(&state.store, user.id).await?;
+    page.ringing = calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     let autojoin = query.join.is_some() && call.is_some() && may_call(&state, &access).await.is_ok();
     Ok(CallPage {
         page,

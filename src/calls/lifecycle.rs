@@ -26,7 +26,7 @@ pub async fn start(state: &AppState, access: &Access, caller: (i64, &str), video
     let (mut call, mut created) = calls::start(&state.store, conversation_id, caller.0, video).await?;
     // A call nobody is in and that stopped ringing long ago outlived its watcher (a
     // restart): end it, and start afresh.
-    if !created && !call.ringing(now_ms()) && state.voice.members(conversation_id).is_empty() {
+    if !created && !call.ringing(now_ms(), state.config.call_ring_ms()) && state.voice.members(conversation_id).is_empty() {
         let outcome = if call.answered_at.is_some() { Outcome::Answered } else { Outcome::Missed };
         end(state, &call, outcome).await?;
         (call, created) = calls::start(&state.store, conversation_id, caller.0, video).await?;
@@ -98,7 +98,7 @@ async fn settle(state: &AppState, call: &Call, caller_was_in: bool) -> AppResult
     let dm = calls::in_dm(&state.store, call).await?;
     let outcome = match call.answered_at {
         None if inside.iter().any(|&u| u != call.started_by) => None,
-        None if !call.ringing(now_ms()) => Some(Outcome::Missed),
+        None if !call.ringing(now_ms(), state.config.call_ring_ms()) => Some(Outcome::Missed),
         None if caller_was_in && inside.is_empty() => Some(Outcome::Cancelled),
         None => None,
         // A DM call is over when either hangs up; a group's when the last one leaves.
@@ -127,7 +127,7 @@ pub async fn end(state: &AppState, call: &Call, outcome: Outcome) -> AppResult<(
     Ok(())
 }
 
-/// Watches a call until it ends: stops its ringing after `calls::RING_MS`, ends it when it is over.
+/// Watches a call until it ends: stops its ringing after `--call-ring-seconds`, ends it when it is over.
 async fn watch(state: AppState, call_id: i64) {
     let mut tick = tokio::time::interval(WATCH);
     let (mut caller_was_in, mut rang_out) = (false, false);
@@ -145,7 +145,7 @@ async fn watch(state: AppState, call_id: i64) {
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, call_id, "calls: could not settle a call"),
         }
-        if !rang_out && !call.ringing(now_ms()) {
+        if !rang_out && !call.ringing(now_ms(), state.config.call_ring_ms()) {
             rang_out = true;
             if let Ok(users) = calls::unanswered(&state.store, &call).await
                 && let Ok(frame) = views::unring_frame(call.id, &users)

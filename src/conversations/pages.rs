@@ -157,7 +157,7 @@ pub async fn render_page(
     };
     let mut page_shell = Page::new(title.clone(), Some(user));
     page_shell.live_since = Some(since);
-    page_shell.ringing = crate::store::calls::ringing(&state.store, user.id).await?;
+    page_shell.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     let call = if access.is_channel() { None } else { crate::store::calls::ongoing(&state.store, id).await? };
     let (server, topic, send_locked, slowmode) = match &access.channel {
         Some(rights) => {

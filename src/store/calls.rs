@@ -6,10 +6,6 @@
 use super::{Store, now_ms};
 use crate::with_db;
 
-/// How long a call rings for those who have not answered it. A DM call nobody
-/// answered by then ends as missed; a group call goes on without ringing.
-pub const RING_MS: i64 = 45_000;
-
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Call {
     pub id: i64,
@@ -24,9 +20,11 @@ pub struct Call {
 }
 
 impl Call {
-    /// Still ringing for whoever has not answered.
-    pub fn ringing(&self, now: i64) -> bool {
-        self.ended_at.is_none() && now - self.started_at < RING_MS
+    /// Still ringing for whoever has not answered, given how long calls ring
+    /// (`--call-ring-seconds`). A DM call nobody answered by then ends as missed; a
+    /// group call goes on without ringing.
+    pub fn ringing(&self, now: i64, ring_ms: i64) -> bool {
+        self.ended_at.is_none() && now - self.started_at < ring_ms
     }
 }
 
@@ -37,7 +35,7 @@ pub enum Outcome {
     Answered,
     /// The other person (every other member, in a group) declined.
     Declined,
-    /// Nobody answered within `RING_MS`.
+    /// Nobody answered while it rang.
     Missed,
     /// The caller hung up before anyone answered.
     Cancelled,
@@ -140,8 +138,8 @@ pub async fn unanswered(store: &Store, call: &Call) -> Result<Vec<i64>, sqlx::Er
 }
 
 /// The calls ringing for `user_id` now: in their DMs and groups, started by someone
-/// else less than `RING_MS` ago, not yet joined or declined by them.
-pub async fn ringing(store: &Store, user_id: i64) -> Result<Vec<Ringing>, sqlx::Error> {
+/// else less than `ring_ms` ago, not yet joined or declined by them.
+pub async fn ringing(store: &Store, user_id: i64, ring_ms: i64) -> Result<Vec<Ringing>, sqlx::Error> {
     let sql = concat!(
         "SELECT c.id AS call_id, c.conversation_id, m.user_id, ", crate::shown_name_sql!("u"), " AS caller, c.video,
                 CASE WHEN conv.kind = 'group' THEN conv.name ELSE '' END AS \"group\"
@@ -153,7 +151,7 @@ pub async fn ringing(store: &Store, user_id: i64) -> Result<Vec<Ringing>, sqlx::
            AND NOT EXISTS (SELECT 1 FROM call_answers a WHERE a.call_id = c.id AND a.user_id = $1)
          ORDER BY c.started_at"
     );
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(now_ms() - RING_MS).fetch_all(pool).await)
+    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(now_ms() - ring_ms).fetch_all(pool).await)
 }
 
 /// The caller's name, as shown (for the call's lines and banners).

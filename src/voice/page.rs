@@ -57,7 +57,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let other_rooms = shell.nav.groups.iter().flat_map(|g| &g.channels).filter(|c| c.voice && c.id != id).map(|c| (c.id, c.name.clone())).collect();
     let mut page = Page::new(format!("🔊 {} · {}", voice.name, access.shape.server.name), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
-    page.ringing = crate::store::calls::ringing(&state.store, user.id).await?;
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(VoicePage {
         page,
         rail: shell.rail,

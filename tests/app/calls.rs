@@ -21,6 +21,24 @@ on_both_backends!(
     a_member_removed_from_the_group_is_taken_out_of_its_call,
 );
 
+/// The same tests with calls that ring for a second only (`--call-ring-seconds 1`).
+macro_rules! short_ring_tests {
+    ($($name:ident),* $(,)?) => {
+        mod short_ring {
+            mod sqlite { $( #[tokio::test] async fn $name() { if let Some(app) = super::super::short_ring(crate::support::Backend::Sqlite).await { super::super::$name(app).await; } } )* }
+            mod postgres { $( #[tokio::test] async fn $name() { if let Some(app) = super::super::short_ring(crate::support::Backend::Postgres).await { super::super::$name(app).await; } } )* }
+        }
+    };
+}
+
+short_ring_tests!(a_dm_call_nobody_answers_is_missed, a_group_call_stops_ringing_but_goes_on);
+
+async fn short_ring(backend: crate::support::Backend) -> Option<TestApp> {
+    let mut args = crate::support::FLOW_ARGS.to_vec();
+    args.extend(["--call-ring-seconds", "1"]);
+    TestApp::spawn_with(backend, &args).await
+}
+
 /// Long enough for any live frame here; what must not arrive is waited for as long.
 const LIVE: Duration = Duration::from_secs(3);
 
@@ -57,6 +75,12 @@ fn banner_call(page: &str) -> i64 {
     page[at + 19..].split('"').next().expect("id").parse().expect("numeric id")
 }
 
+/// What a live frame says when `user`'s banner for `call` goes (theirs only: a
+/// group's frames carry everyone's).
+async fn unrung(app: &TestApp, call: i64, user: &str) -> String {
+    format!("data-remove=\"call-{call}-for-{}\"", crate::moderation::user_id(app, user).await)
+}
+
 /// Polls the conversation until `text` shows in it.
 async fn until_in_conversation(client: &mut Client, conversation: i64, text: &str) {
     let started = Instant::now();
@@ -89,7 +113,7 @@ async fn alice_calls_bob_who_answers_and_the_call_leaves_its_length(app: TestApp
     let bobs = talk(&mut bob, dm).await;
     let call = banner_call(&ring.data);
     // Answered here: the banner leaves every page of Bob's.
-    bobs_stream.expect(&format!("data-remove=\"call-{call}-for-"), LIVE).await;
+    bobs_stream.expect(&unrung(&app, call, "bob").await, LIVE).await;
     assert!(!bob.get("/").await.body.contains("Incoming call"), "no banner once answered");
     let page = alice.get(&format!("/c/{dm}/call")).await.body;
     assert!(page.contains("aria-label=\"In the call\"") && page.contains(">alice<") && page.contains(">bob<"), "the call lists who is in: {page}");
@@ -133,7 +157,7 @@ async fn a_declined_call_is_a_missed_call_and_strangers_see_nothing_of_it(app: T
     assert_eq!(stranger.post(&format!("/c/{dm}/call/decline"), &[("call", &call_field)]).await.status, StatusCode::NOT_FOUND);
 
     bob.post(&format!("/c/{dm}/call/decline"), &[("call", &call_field)]).await.assert_redirect(&format!("/c/{dm}"));
-    bobs_stream.expect(&format!("data-remove=\"call-{call}-for-"), LIVE).await;
+    bobs_stream.expect(&unrung(&app, call, "bob").await, LIVE).await;
     until_in_conversation(&mut alice, dm, "Missed video call from alice").await;
     assert!(!alice.get(&format!("/c/{dm}/call")).await.body.contains(">Hang up</button>"), "the call ended for the caller too");
 
@@ -201,7 +225,7 @@ async fn a_member_removed_from_the_group_is_taken_out_of_its_call(app: TestApp) 
     for person in [&mut alice, &mut bob, &mut carol] {
         assert_eq!(join(person, group).await, StatusCode::OK);
     }
-    carols_stream.expect(&format!("data-remove=\"call-{}-for-", banner_call(&ring.data)), LIVE).await;
+    carols_stream.expect(&unrung(&app, banner_call(&ring.data), "carol").await, LIVE).await;
     let page = format!("/c/{group}/call");
     assert!(alice.get(&page).await.body.contains("data-user-id"), "the call lists who is in");
 
@@ -221,4 +245,35 @@ async fn a_member_removed_from_the_group_is_taken_out_of_its_call(app: TestApp) 
     assert!(alice.get(&page).await.body.contains(">Hang up</button>"), "Carol is still in the call");
     carol.post(&format!("{page}/leave"), &[]).await.assert_redirect(&format!("/c/{group}"));
     until_in_conversation(&mut carol, group, "Voice call · 0:0").await;
+}
+
+async fn a_dm_call_nobody_answers_is_missed(app: TestApp) {
+    let (mut alice, mut bob, dm) = alice_and_bob(&app).await;
+    let mut bobs_stream = bob.events("/events", None).await;
+    start(&mut alice, dm, false).await;
+    let ring = bobs_stream.expect("alice is calling", LIVE).await;
+    let _alices = talk(&mut alice, dm).await;
+    // A second later it stops ringing, ends as missed, and Alice is out of the room.
+    bobs_stream.expect(&unrung(&app, banner_call(&ring.data), "bob").await, LIVE).await;
+    until_in_conversation(&mut bob, dm, "Missed call from alice").await;
+    assert!(!bob.get("/").await.body.contains("is calling"));
+    let page = alice.get(&format!("/c/{dm}/call")).await.body;
+    assert!(!page.contains("data-user-id") && !page.contains(">Hang up</button>"), "the call is over: {page}");
+}
+
+async fn a_group_call_stops_ringing_but_goes_on(app: TestApp) {
+    let (mut alice, mut bob, _dm) = alice_and_bob(&app).await;
+    let mut carol = app.client().fresh();
+    carol.register("carol").await;
+    let group = conversation_id(&alice.post("/groups", &[("name", "Trip"), ("members", "bob, carol")]).await);
+    let mut carols_stream = carol.events("/events", None).await;
+    start(&mut alice, group, false).await;
+    let ring = carols_stream.expect("alice is calling in Trip", LIVE).await;
+    let (_alices, _bobs) = (talk(&mut alice, group).await, talk(&mut bob, group).await);
+    // Carol never answered: after a second her banner goes, and the call goes on.
+    carols_stream.expect(&unrung(&app, banner_call(&ring.data), "carol").await, LIVE).await;
+    assert!(!carol.get("/").await.body.contains("is calling"));
+    let page = carol.get(&format!("/c/{group}")).await.body;
+    assert!(page.contains("Call in progress"), "{page}");
+    assert!(!page.contains("Missed call"));
 }
