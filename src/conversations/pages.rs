@@ -178,7 +178,8 @@ pub async fn render_page(
     let notify = crate::notifications::form_for_conversation(state, access).await?;
     Ok(ConversationPage {
         notify,
-        callable: !access.is_channel(),
+        // Not in a channel, nor with nobody else here (saved messages, a request not yet accepted).
+        callable: !access.is_channel() && members.iter().any(|m| m.user_id != user.id),
         call,
         page: page_shell,
         dm_presence,
