@@ -13,12 +13,16 @@ use std::time::Duration;
 use crate::conversations::model::Access;
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::store::calls::{self, Answer, Call, Outcome, Ringing};
+use crate::store::calls::{self, Answer, Call, Outcome};
 use crate::store::now_ms;
 
 use super::views::{self, line, state_text};
 
 const WATCH: Duration = Duration::from_millis(500);
+/// While a call rings, its banners go out again every this many `WATCH`es: live frames
+/// are not replayed, so a page whose stream was (re)connecting when the call started
+/// would miss its banner. Placing one again changes nothing where it already is.
+const RING_AGAIN: u32 = 4;
 
 /// Starts a call in the conversation, or joins the one going on there: the call.
 pub async fn start(state: &AppState, access: &Access, caller: (i64, &str), video: bool) -> AppResult<Call> {
@@ -32,13 +36,7 @@ pub async fn start(state: &AppState, access: &Access, caller: (i64, &str), video
         (call, created) = calls::start(&state.store, conversation_id, caller.0, video).await?;
     }
     if created {
-        let group = if access.is_group() { access.conversation.name.clone() } else { String::new() };
-        let ringing: Vec<Ringing> = calls::unanswered(&state.store, &call)
-            .await?
-            .into_iter()
-            .map(|user_id| Ringing { call_id: call.id, conversation_id, user_id, caller: caller.1.to_string(), video, group: group.clone() })
-            .collect();
-        let mut frame = views::ring_frame(&ringing)?;
+        let mut frame = views::ring_frame(&calls::ringing_of(&state.store, call.id).await?)?;
         frame.push_str(&views::state_frame(conversation_id, Some(&call), &state_text(&call, caller.1), false)?);
         state.realtime.send_ephemeral(conversation_id, &frame);
         state.push.call_started(crate::push::Ring { conversation_id, caller_id: caller.0, video });
@@ -130,9 +128,10 @@ pub async fn end(state: &AppState, call: &Call, outcome: Outcome) -> AppResult<(
 /// Watches a call until it ends: stops its ringing after `--call-ring-seconds`, ends it when it is over.
 async fn watch(state: AppState, call_id: i64) {
     let mut tick = tokio::time::interval(WATCH);
-    let (mut caller_was_in, mut rang_out) = (false, false);
+    let (mut caller_was_in, mut rang_out, mut ticks) = (false, false, 0u32);
     loop {
         tick.tick().await;
+        ticks += 1;
         let call = match calls::by_id(&state.store, call_id).await {
             Ok(Some(call)) => call,
             Ok(None) => return,
@@ -145,7 +144,15 @@ async fn watch(state: AppState, call_id: i64) {
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, call_id, "calls: could not settle a call"),
         }
-        if !rang_out && !call.ringing(now_ms(), state.config.call_ring_ms()) {
+        let ringing = call.ringing(now_ms(), state.config.call_ring_ms());
+        if ringing && ticks % RING_AGAIN == 0
+            && let Ok(banners) = calls::ringing_of(&state.store, call.id).await
+            && let Ok(frame) = views::ring_frame(&banners)
+            && !frame.is_empty()
+        {
+            state.realtime.send_ephemeral(call.conversation_id, &frame);
+        }
+        if !rang_out && !ringing {
             rang_out = true;
             if let Ok(users) = calls::unanswered(&state.store, &call).await
                 && let Ok(frame) = views::unring_frame(call.id, &users)

@@ -137,21 +137,30 @@ pub async fn unanswered(store: &Store, call: &Call) -> Result<Vec<i64>, sqlx::Er
     with_db!(store, pool => sqlx::query_scalar(sql).bind(call.conversation_id).bind(call.started_by).bind(call.id).fetch_all(pool).await)
 }
 
+/// What a banner shows, for `ringing` and `ringing_of`.
+const RINGING: &str = concat!(
+    "SELECT c.id AS call_id, c.conversation_id, m.user_id, ", crate::shown_name_sql!("u"), " AS caller, c.video,
+            CASE WHEN conv.kind = 'group' THEN conv.name ELSE '' END AS \"group\"
+     FROM calls c
+     JOIN members m ON m.conversation_id = c.conversation_id AND m.user_id <> c.started_by
+     JOIN conversations conv ON conv.id = c.conversation_id
+     JOIN users u ON u.id = c.started_by
+     WHERE c.ended_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM call_answers a WHERE a.call_id = c.id AND a.user_id = m.user_id)"
+);
+
 /// The calls ringing for `user_id` now: in their DMs and groups, started by someone
 /// else less than `ring_ms` ago, not yet joined or declined by them.
 pub async fn ringing(store: &Store, user_id: i64, ring_ms: i64) -> Result<Vec<Ringing>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT c.id AS call_id, c.conversation_id, m.user_id, ", crate::shown_name_sql!("u"), " AS caller, c.video,
-                CASE WHEN conv.kind = 'group' THEN conv.name ELSE '' END AS \"group\"
-         FROM calls c
-         JOIN members m ON m.conversation_id = c.conversation_id AND m.user_id = $1
-         JOIN conversations conv ON conv.id = c.conversation_id
-         JOIN users u ON u.id = c.started_by
-         WHERE c.ended_at IS NULL AND c.started_by <> $1 AND c.started_at > $2
-           AND NOT EXISTS (SELECT 1 FROM call_answers a WHERE a.call_id = c.id AND a.user_id = $1)
-         ORDER BY c.started_at"
-    );
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(now_ms() - ring_ms).fetch_all(pool).await)
+    let sql = format!("{RINGING} AND m.user_id = $1 AND c.started_at > $2 ORDER BY c.started_at");
+    with_db!(store, pool => sqlx::query_as(&sql).bind(user_id).bind(now_ms() - ring_ms).fetch_all(pool).await)
+}
+
+/// The call's banners for everyone it still rings for (not the caller, nobody who
+/// answered). Empty once it ended.
+pub async fn ringing_of(store: &Store, call_id: i64) -> Result<Vec<Ringing>, sqlx::Error> {
+    let sql = format!("{RINGING} AND c.id = $1");
+    with_db!(store, pool => sqlx::query_as(&sql).bind(call_id).fetch_all(pool).await)
 }
 
 /// The caller's name, as shown (for the call's lines and banners).

@@ -19,6 +19,7 @@ on_both_backends!(
     two_starts_at_once_make_one_call,
     a_blocked_person_cannot_call,
     a_member_removed_from_the_group_is_taken_out_of_its_call,
+    a_stream_that_connects_after_the_call_started_still_rings,
 );
 
 /// The same tests with calls that ring for a second only (`--call-ring-seconds 1`).
@@ -276,4 +277,12 @@ async fn a_group_call_stops_ringing_but_goes_on(app: TestApp) {
     let page = carol.get(&format!("/c/{group}")).await.body;
     assert!(page.contains("Call in progress"), "{page}");
     assert!(!page.contains("Missed call"));
+}
+
+async fn a_stream_that_connects_after_the_call_started_still_rings(app: TestApp) {
+    let (mut alice, mut bob, dm) = alice_and_bob(&app).await;
+    start(&mut alice, dm, false).await;
+    // Bob's page (re)connects its stream only now: the banner still comes, live.
+    let mut bobs_stream = bob.events("/events", None).await;
+    bobs_stream.expect("alice is calling", LIVE).await;
 }
