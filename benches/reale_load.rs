@@ -13,6 +13,7 @@
 //! cargo bench --bench reale_load -- cross [same as rooms; --rates 5000]
 //! cargo bench --bench reale_load -- channel [--members 10000] [--users 1000] [--channels 100] [--subs 10000] [--rates 10,50,100]
 //! cargo bench --bench reale_load -- files [--uploads 100] [--mb 10]
+//! cargo bench --bench reale_load -- voice [--joins 100] [--sizes 5,10,20,30,40,50,60] [--rooms 5,10,20,40,60]
 //! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600] [--quiet-wait 300]; rooms/cross: [--streams-per-user 1])
 //!
 //! Users are few (argon2 makes each registration tens of ms of server CPU) and hold
@@ -36,6 +37,8 @@ mod cpu;
 mod channel;
 #[path = "load/files.rs"]
 mod files;
+#[path = "load/voice.rs"]
+mod voice;
 use cpu::{cpu_secs, machine_busy_secs, pin_to};
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -113,7 +116,8 @@ fn main() {
             Some("cross") => rooms(&args, true).await,
             Some("channel") => channel::channel(&args).await,
             Some("files") => files::files(&args).await,
-            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross | channel | files  (see the file's top comment)"),
+            Some("voice") => voice::voice(&args).await,
+            _ => eprintln!("usage: cargo bench --bench reale_load -- idle N | fanout | rooms | cross | channel | files | voice  (see the file's top comment)"),
         }
     });
     kill_children();
@@ -165,6 +169,15 @@ struct Server {
 
 impl Server {
     async fn start(http: &Http, cpu: usize, database: Option<&str>, redis: Option<&str>) -> Server {
+        Self::start_full(http, cpu, database, redis, &[]).await
+    }
+
+    /// On SQLite, with `extra` arguments.
+    async fn start_with(http: &Http, cpu: usize, extra: &[&str]) -> Server {
+        Self::start_full(http, cpu, None, None, extra).await
+    }
+
+    async fn start_full(http: &Http, cpu: usize, database: Option<&str>, redis: Option<&str>, extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = std::env::temp_dir().join(format!("reale_load_{}_{port}", std::process::id()));
@@ -187,6 +200,7 @@ impl Server {
                 args.extend([flag.to_string(), url.to_string()]);
             }
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let child = Self::spawn(&args, &dir, cpu, None);
         let mut server = Server { pid: child.id(), child, addr, dir, args, cpu, bare: None };
         server.wait_healthy(http).await;

@@ -15,7 +15,7 @@ use crate::conversations::model::Access;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::calls;
-use crate::voice::{Controls, Switch};
+use crate::voice::{Controls, Switch, cluster};
 use crate::web::assets;
 use crate::web::layout::Page;
 use crate::web::shell::wants_fragment;
@@ -111,7 +111,7 @@ pub async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id):
     let access = conversation(&state, &user, id).await?;
     may_call(&state, &access).await?;
     let call = calls::ongoing(&state.store, id).await?.ok_or_else(|| AppError::Unprocessable("This call has ended.".into()))?;
-    let joined = state.voice.join((id, ROOM_NAME), user.id, user.name(), true, offer).await;
+    let joined = cluster::join(&state.voice, (id, ROOM_NAME), user.id, user.name(), true, offer).await;
     if joined.is_ok() {
         lifecycle::joined(&state, &call, user.id).await?;
     }
@@ -120,7 +120,7 @@ pub async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id):
 
 pub async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
     conversation(&state, &user, id).await?;
-    state.voice.leave(user.id, Some(id));
+    cluster::leave(&state.voice, user.id, Some(id)).await;
     if let Some(call) = calls::ongoing(&state.store, id).await? {
         lifecycle::left(&state, call.id, user.id).await?;
     }
@@ -132,10 +132,10 @@ pub async fn switch(State(state): State<AppState>, user: CurrentUser, Path((id, 
     conversation(&state, &user, id).await?;
     let on = Some(input.on());
     match what.as_str() {
-        "mute" => state.voice.set_self(id, user.id, on, None),
-        "deafen" => state.voice.set_self(id, user.id, None, on),
-        "camera" => state.voice.set_video(id, user.id, on, None),
-        "screen" => state.voice.set_video(id, user.id, None, on),
+        "mute" => cluster::set_self(&state.voice, id, user.id, on, None).await,
+        "deafen" => cluster::set_self(&state.voice, id, user.id, None, on).await,
+        "camera" => cluster::set_video(&state.voice, id, user.id, on, None).await,
+        "screen" => cluster::set_video(&state.voice, id, user.id, None, on).await,
         _ => return Err(AppError::NotFound),
     };
     Ok(Redirect::to(&format!("/c/{id}/call")).into_response())

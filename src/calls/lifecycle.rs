@@ -120,7 +120,7 @@ pub async fn end(state: &AppState, call: &Call, outcome: Outcome) -> AppResult<(
     frame.push_str(&views::state_frame(ended.conversation_id, None, &state_text(&ended, &caller), true)?);
     state.realtime.send_ephemeral(ended.conversation_id, &frame);
     for member in state.voice.members(ended.conversation_id) {
-        state.voice.leave(member.user_id, Some(ended.conversation_id));
+        crate::voice::cluster::leave(&state.voice, member.user_id, Some(ended.conversation_id)).await;
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Scale mode: instances sharing Postgres meet on Redis. Pub/sub carries wake-ups
 //! ("events were committed": the log itself stays the source, so a lost message only
-//! delays delivery until the next wake-up or poll), typing pings, presence changes
-//! and revoked devices. Presence counts connections on all instances through one
-//! hash per user, a field per instance with an expiry, refreshed while connected (and
-//! rewritten at once when Redis comes back, perhaps empty), so a killed instance's
-//! users go offline once its fields expire and stay missing for two checks.
+//! delays delivery until the next wake-up or poll), typing pings, presence changes,
+//! revoked devices, ephemeral live frames (voice rosters, incoming calls) and, on a
+//! channel of its own, what voice instances say to each other (`voice::cluster`).
+//! Presence counts connections on all instances through one hash per user, a field
+//! per instance with an expiry, refreshed while connected (and rewritten at once when
+//! Redis comes back, perhaps empty), so a killed instance's users go offline once its
+//! fields expire and stay missing for two checks.
 //!
 //! Channels and keys are named after the database (`reale:{db}:…`): instances of one
 //! deployment share them, while another deployment (or test) on the same Redis, whose
@@ -15,14 +17,14 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface};
 use fred::prelude::{Builder, Config as RedisConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::store::{Db, Store, now_ms};
 
@@ -33,9 +35,11 @@ const PRESENCE_TTL_MS: i64 = 20_000;
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 /// Longest wait for one Redis command (they queue while Redis is unreachable).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ordered messages not published within this long are dropped.
+const OUTBOX_EXPIRY: Duration = Duration::from_secs(5);
 
 /// Runs a Redis command, giving up after `COMMAND_TIMEOUT`.
-async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
+pub(crate) async fn bounded<T, E>(command: impl Future<Output = Result<T, E>>) -> Option<T> {
     tokio::time::timeout(COMMAND_TIMEOUT, command).await.ok()?.ok()
 }
 
@@ -44,6 +48,9 @@ struct Names {
     events: String,
     live: String,
     presence: String,
+    voice: String,
+    /// For other modules' keys.
+    prefix: String,
 }
 
 impl Names {
@@ -52,6 +59,8 @@ impl Names {
             events: format!("reale:{namespace}:events"),
             live: format!("reale:{namespace}:live"),
             presence: format!("reale:{namespace}:presence:"),
+            voice: format!("reale:{namespace}:voice"),
+            prefix: format!("reale:{namespace}:"),
         }
     }
 }
@@ -76,6 +85,18 @@ pub struct Bus {
     /// Users this instance believes online elsewhere: rechecked, so a killed
     /// instance's users are announced offline.
     remote: Mutex<HashSet<i64>>,
+    /// Messages to publish in the order they were handed over (a roster frame must
+    /// never overtake the one before it): (channel, text), sent one at a time by `start`.
+    outbox: mpsc::UnboundedSender<(Outgoing, String, Instant)>,
+    outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<(Outgoing, String, Instant)>>>,
+    /// What arrives on the voice channel, for `voice::cluster` (its own messages too).
+    voice_in: broadcast::Sender<Arc<str>>,
+}
+
+#[derive(Clone, Copy)]
+enum Outgoing {
+    Live,
+    Voice,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +108,9 @@ enum Live {
     Presence { from: String, u: i64 },
     #[serde(rename = "revoke")]
     Revoke { from: String, d: Vec<i64> },
+    /// A live frame for the members of conversation `c` (`Realtime::send_ephemeral`).
+    #[serde(rename = "frame")]
+    Frame { from: String, c: i64, h: String },
 }
 
 impl Bus {
@@ -98,7 +122,11 @@ impl Bus {
             .build()?;
         subscriber.init().await?;
         let instance: [u8; 8] = rand::random();
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
         Ok(Bus {
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+            voice_in: broadcast::channel(1024).0,
             publisher,
             subscriber,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
@@ -129,12 +157,12 @@ impl Bus {
             .await
             .map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, format!("naming the Redis channels: {e}")))?;
         let _ = self.names.set(Names::new(&namespace));
-        let (events, live) = (self.names().events.clone(), self.names().live.clone());
-        self.subscriber.subscribe(vec![events.clone(), live.clone()]).await?;
+        let (events, live, voice) = (self.names().events.clone(), self.names().live.clone(), self.names().voice.clone());
+        self.subscriber.subscribe(vec![events.clone(), live.clone(), voice.clone()]).await?;
         // Messages from Redis.
         let mut messages = self.subscriber.message_rx();
         let (wake, me, listener_store, listener_rt) = (self.wake.clone(), self.instance.clone(), store.clone(), realtime.clone());
-        let events_channel = events.clone();
+        let (events_channel, voice_channel, voice_in) = (events.clone(), voice.clone(), self.voice_in.clone());
         tokio::spawn(async move {
             loop {
                 let message = match messages.recv().await {
@@ -155,6 +183,11 @@ impl Bus {
                     }
                     continue;
                 }
+                if message.channel == voice_channel {
+                    // Nobody listening (no voice yet) is fine: nothing to forward to.
+                    let _ = voice_in.send(text.into());
+                    continue;
+                }
                 let Some(realtime) = listener_rt.upgrade() else { return };
                 match serde_json::from_str::<Live>(&text) {
                     Ok(Live::Typing { from, c, u, n, on }) if from != me => {
@@ -168,6 +201,7 @@ impl Bus {
                         tokio::spawn(async move { realtime.announce_presence(&store, u, false).await });
                     }
                     Ok(Live::Revoke { from, d }) if from != me => realtime.hub.revoke_devices(&d),
+                    Ok(Live::Frame { from, c, h }) if from != me => realtime.send_ephemeral_here(c, &h),
                     _ => {}
                 }
             }
@@ -176,7 +210,7 @@ impl Bus {
         // missed: subscribe again and read the log.
         let mut reconnects = self.subscriber.reconnect_rx();
         let (subscriber, wake, reconnect_rt) = (self.subscriber.clone(), self.wake.clone(), realtime.clone());
-        let channels = vec![events.clone(), live];
+        let channels = vec![events.clone(), live.clone(), voice.clone()];
         tokio::spawn(async move {
             loop {
                 match reconnects.recv().await {
@@ -205,6 +239,24 @@ impl Bus {
                 let _: Option<i64> = bounded(publisher.next().publish(events.as_str(), me.as_str())).await;
             }
         });
+        // The outbox, in order.
+        if let Some(mut outbox) = self.outbox_rx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let publisher = self.publisher.clone();
+            tokio::spawn(async move {
+                while let Some((to, text, queued)) = outbox.recv().await {
+                    // Queued while Redis was away: a live frame or a voice request that
+                    // late is worse than none (rosters are republished every second).
+                    if queued.elapsed() > OUTBOX_EXPIRY {
+                        continue;
+                    }
+                    let channel = match to {
+                        Outgoing::Live => live.as_str(),
+                        Outgoing::Voice => voice.as_str(),
+                    };
+                    let _: Option<i64> = bounded(publisher.next().publish(channel, text)).await;
+                }
+            });
+        }
         // Presence upkeep: refresh our users' fields; recheck users seen online elsewhere.
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRESENCE_REFRESH);
@@ -322,6 +374,40 @@ impl Bus {
             self.write_presence(&[user_id]).await;
         }
         self.publish(Live::Presence { from: self.instance.clone(), u: user_id }).await;
+    }
+
+    /// A live frame for the members of `conversation_id` on the other instances, sent
+    /// after whatever was handed over before it.
+    pub fn publish_frame(&self, conversation_id: i64, html: &str) {
+        let message = Live::Frame { from: self.instance.clone(), c: conversation_id, h: html.to_string() };
+        if let Ok(text) = serde_json::to_string(&message) {
+            let _ = self.outbox.send((Outgoing::Live, text, Instant::now()));
+        }
+    }
+
+    /// A message to every instance's `voice::cluster` (this one's too), in order.
+    pub fn publish_voice(&self, text: String) {
+        let _ = self.outbox.send((Outgoing::Voice, text, Instant::now()));
+    }
+
+    /// What arrives on the voice channel from now on.
+    pub fn voice_messages(&self) -> broadcast::Receiver<Arc<str>> {
+        self.voice_in.subscribe()
+    }
+
+    /// This instance's name on the bus.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// A key of this deployment's, `reale:{db}:{suffix}`.
+    pub fn key_named(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.names().prefix)
+    }
+
+    /// The connections for plain commands (keys of other modules, like voice's rooms).
+    pub fn redis(&self) -> &Pool {
+        &self.publisher
     }
 
     pub async fn publish_revoke(&self, device_ids: &[i64]) {

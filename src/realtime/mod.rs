@@ -191,10 +191,18 @@ impl Realtime {
     }
 
     /// A live frame (already placed with `swap::place`) that is not an event: never
-    /// logged, never replayed, for the members of `conversation_id` connected here.
-    /// Voice rosters and incoming calls go this way; in scale mode it is to reach the
-    /// other instances' streams too.
+    /// logged, never replayed, for the members of `conversation_id`, here at once and
+    /// (in scale mode) on every other instance through the bus, in the order sent.
+    /// Voice rosters and incoming calls go this way.
     pub fn send_ephemeral(&self, conversation_id: i64, html: &str) {
+        self.send_ephemeral_here(conversation_id, html);
+        if let Some(bus) = &self.bus {
+            bus.publish_frame(conversation_id, html);
+        }
+    }
+
+    /// Like `send_ephemeral`, for the members connected to this instance only.
+    pub fn send_ephemeral_here(&self, conversation_id: i64, html: &str) {
         self.hub.send_to_conversation(conversation_id, Arc::new(Delivery::ephemeral(conversation_id, frame(None, html))));
     }
 

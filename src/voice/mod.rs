@@ -5,8 +5,11 @@
 //!
 //! A person is in at most one room at a time, across tabs and devices: joining
 //! elsewhere ends the earlier connection. The SFU starts with the first join, so an
-//! instance nobody talks on holds no socket or thread for it.
+//! instance nobody talks on holds no socket or thread for it. In scale mode each room
+//! lives on one instance and the web side goes through `cluster`, which sends what
+//! it asks to that instance.
 
+pub mod cluster;
 mod moderation;
 mod page;
 mod peer;
@@ -60,6 +63,7 @@ pub struct Voice {
     realtime: Arc<Realtime>,
     store: Store,
     turn: Option<turn::Turn>,
+    cluster: cluster::Cluster,
 }
 
 /// How often everyone in a room here is checked against their permissions now: a kick,
@@ -69,7 +73,7 @@ const RECHECK: Duration = Duration::from_millis(500);
 impl Voice {
     pub fn new(config: &crate::config::Config, store: Store, realtime: Arc<Realtime>) -> Arc<Voice> {
         let ips = if config.rtc_public_ip.is_empty() { default_ips() } else { config.rtc_public_ip.clone() };
-        Arc::new(Voice {
+        let voice = Arc::new(Voice {
             port: config.rtc_port,
             ips,
             sfu: OnceLock::new(),
@@ -78,7 +82,10 @@ impl Voice {
             realtime,
             store,
             turn: turn::Turn::from_config(&config.turn_url, config.turn_secret.as_deref()),
-        })
+            cluster: cluster::Cluster::default(),
+        });
+        cluster::start(&voice);
+        voice
     }
 
     fn roster(&self) -> MutexGuard<'_, Roster> {
@@ -114,9 +121,15 @@ impl Voice {
         serde_json::to_string(&servers).unwrap_or_else(|_| "[]".into())
     }
 
-    /// Who is in `room` now, as pages show it.
+    /// Who is in `room` now, as pages show it (as its instance said, if another holds it).
     pub fn members(&self, room: i64) -> Vec<MemberView> {
-        self.roster().members(room)
+        let here = self.roster().members(room);
+        if here.is_empty()
+            && let Some(there) = self.cluster.members(room)
+        {
+            return there;
+        }
+        here
     }
 
     /// Puts `user` into `room` with the browser's offer; the SFU's answer. Whatever room
@@ -241,18 +254,25 @@ impl Voice {
         }
     }
 
-    /// The room's roster to everyone here who can see the channel.
+    /// The room's roster to everyone who can see the channel (on every instance).
     fn broadcast(&self, room: i64, room_name: &str) {
-        let members = self.members(room);
-        let fragment = RosterFragment { room, room_name, members: &members };
-        let html = match fragment.render().and_then(|html| place(Op::Each(&format!(".voice-{room}")), &html)) {
-            Ok(html) => html,
-            Err(error) => {
-                tracing::error!(%error, "voice: roster did not render");
-                return;
-            }
-        };
-        self.realtime.send_ephemeral(room, &html);
+        let members = self.roster().members(room);
+        if let Some(html) = roster_frame(room, room_name, &members) {
+            self.realtime.send_ephemeral(room, &html);
+        }
+        cluster::published(self, room, room_name, &members);
+    }
+}
+
+/// A room's roster as a live frame, replacing every copy on a page.
+fn roster_frame(room: i64, room_name: &str, members: &[MemberView]) -> Option<String> {
+    let fragment = RosterFragment { room, room_name, members };
+    match fragment.render().and_then(|html| place(Op::Each(&format!(".voice-{room}")), &html)) {
+        Ok(html) => Some(html),
+        Err(error) => {
+            tracing::error!(%error, "voice: roster did not render");
+            None
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::servers::audit::{self, Action, Entry};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
 
-use super::Moderation;
+use super::{Moderation, cluster};
 use super::routes::{Room, Switch, room};
 
 /// The room, if `user` may moderate `target` in it, and the target's name there.
@@ -36,7 +36,7 @@ fn back(id: i64) -> Response {
 
 pub async fn mute(State(state): State<AppState>, user: CurrentUser, Path((id, target)): Path<(i64, i64)>, Form(input): Form<Switch>) -> AppResult<Response> {
     let (room, name) = moderated(&state, &user, id, target).await?;
-    if state.voice.moderate(id, target, Moderation::Mute(input.on())) {
+    if cluster::moderate(&state.voice, id, target, Moderation::Mute(input.on())).await {
         let (before, after) = if input.on() { ("speaking", "muted") } else { ("muted", "speaking") };
         let entry = Entry::new(room.server_id, user.id, Action::VoiceMute).target("member", target, &name).change(before, after);
         audit::record(&state.store, &entry).await?;
@@ -46,7 +46,7 @@ pub async fn mute(State(state): State<AppState>, user: CurrentUser, Path((id, ta
 
 pub async fn disconnect(State(state): State<AppState>, user: CurrentUser, Path((id, target)): Path<(i64, i64)>) -> AppResult<Response> {
     let (room, name) = moderated(&state, &user, id, target).await?;
-    if state.voice.moderate(id, target, Moderation::Disconnect) {
+    if cluster::moderate(&state.voice, id, target, Moderation::Disconnect).await {
         let entry = Entry::new(room.server_id, user.id, Action::VoiceDisconnect).target("member", target, &name).change(room.name.as_str(), "");
         audit::record(&state.store, &entry).await?;
     }
@@ -71,7 +71,11 @@ pub async fn move_to(State(state): State<AppState>, user: CurrentUser, Path((id,
     if !theirs {
         return Err(AppError::Unprocessable(format!("{name} may not join {}.", destination.name)));
     }
-    if state.voice.moderate(id, target, Moderation::Move { to, to_name: &destination.name }) {
+    // Their connection stays with the SFU of the room they are in.
+    if !cluster::movable(&state.voice, id, to).await {
+        return Err(AppError::Unprocessable(format!("{name} cannot be moved to {} now: it runs on another server instance. They can join it themselves.", destination.name)));
+    }
+    if cluster::moderate(&state.voice, id, target, Moderation::Move { to, to_name: &destination.name }).await {
         let entry = Entry::new(room.server_id, user.id, Action::VoiceMove).target("member", target, &name).change(room.name.as_str(), destination.name.as_str());
         audit::record(&state.store, &entry).await?;
     }

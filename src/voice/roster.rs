@@ -42,7 +42,8 @@ impl Member {
     }
 }
 
-/// One person in a room, as shown.
+/// One person in a room, as shown (and as the room's instance tells the others).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct MemberView {
     pub user_id: i64,
     pub name: String,
@@ -89,6 +90,11 @@ impl Roster {
                 })
                 .collect()
         })
+    }
+
+    /// The rooms with someone in them here: id and name.
+    pub fn rooms(&self) -> Vec<(i64, String)> {
+        self.rooms.iter().filter_map(|(&id, members)| members.first().map(|m| (id, m.room_name.clone()))).collect()
     }
 
     /// (user, room) of everyone in a room here.

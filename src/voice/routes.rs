@@ -8,7 +8,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use str0m::change::{SdpAnswer, SdpOffer};
 
@@ -18,8 +18,9 @@ use crate::conversations::access;
 use crate::error::{AppError, AppResult};
 use crate::servers::permissions::Permissions;
 use crate::state::AppState;
+use crate::web::shell::Verbatim;
 
-use super::{JoinError, moderation, page};
+use super::{JoinError, cluster, moderation, page};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let write = |route| limited(state, Class::Write, route);
@@ -75,23 +76,24 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
     if !room.can_connect {
         return Err(AppError::Forbidden("You do not have permission to join this voice channel."));
     }
-    let joined = state.voice.join((room.id, &room.name), user.id, user.name(), room.can_speak, offer).await;
+    let joined = cluster::join(&state.voice, (room.id, &room.name), user.id, user.name(), room.can_speak, offer).await;
     Ok(connected(joined, !room.can_speak))
 }
 
 /// What voice.js reads back from a join (a voice channel's or a call's): the SFU's
-/// answer, or why not.
+/// answer, or why not, as plain text for voice.js to show (not the shell's generic
+/// error page).
 pub fn connected(joined: Result<(u64, SdpAnswer), JoinError>, muted_by_server: bool) -> Response {
     match joined {
         Ok((peer, answer)) => Json(Connected { peer, answer, muted_by_server }).into_response(),
-        Err(JoinError::Unavailable(why)) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
-        Err(JoinError::BadOffer(why)) => (StatusCode::UNPROCESSABLE_ENTITY, format!("The browser's offer could not be used: {why}")).into_response(),
+        Err(JoinError::Unavailable(why)) => (StatusCode::SERVICE_UNAVAILABLE, Extension(Verbatim), why).into_response(),
+        Err(JoinError::BadOffer(why)) => (StatusCode::UNPROCESSABLE_ENTITY, Extension(Verbatim), format!("The browser's offer could not be used: {why}")).into_response(),
     }
 }
 
 async fn leave(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
     room(&state, &user, id).await?;
-    state.voice.leave(user.id, None);
+    cluster::leave(&state.voice, user.id, None).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
@@ -109,24 +111,24 @@ impl Switch {
 
 async fn mute(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_self(room.id, user.id, Some(input.on()), None);
+    cluster::set_self(&state.voice, room.id, user.id, Some(input.on()), None).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
 async fn deafen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_self(room.id, user.id, None, Some(input.on()));
+    cluster::set_self(&state.voice, room.id, user.id, None, Some(input.on())).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
 async fn camera(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_video(room.id, user.id, Some(input.on()), None);
+    cluster::set_video(&state.voice, room.id, user.id, Some(input.on()), None).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }
 
 async fn screen(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Form(input): Form<Switch>) -> AppResult<Response> {
     let room = room(&state, &user, id).await?;
-    state.voice.set_video(room.id, user.id, None, Some(input.on()));
+    cluster::set_video(&state.voice, room.id, user.id, None, Some(input.on())).await;
     Ok(Redirect::to(&format!("/v/{id}")).into_response())
 }

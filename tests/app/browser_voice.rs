@@ -189,7 +189,7 @@ pub(crate) async fn body_text(b: &Browser) -> String {
 
 /// The voice channel's roster in the channel list as a screen reader reads it: one
 /// entry per person, separated by `|`.
-async fn roster(b: &Browser) -> String {
+pub(crate) async fn roster(b: &Browser) -> String {
     if !b.javascript {
         let mut names = Vec::new();
         for item in b.client.find_all(Locator::Css("nav .voice-roster li")).await.unwrap_or_default() {
@@ -218,7 +218,7 @@ pub(crate) async fn inbound(b: &Browser, want: usize) -> Result<BTreeMap<u64, (f
 }
 
 /// How many of `b`'s inbound audio streams receive packets over the next `wait`.
-async fn rising(b: &Browser, wait: Duration) -> usize {
+pub(crate) async fn rising(b: &Browser, wait: Duration) -> usize {
     let first = streams(b).await;
     tokio::time::sleep(wait).await;
     let later = streams(b).await;

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 
 use crate::conversations::{conversation_id, open_dm};
 use crate::on_both_backends;
-use crate::support::talker::Talker;
+use crate::support::rtc::{Offering, Talking};
 use crate::support::{Client, TestApp};
 
 on_both_backends!(
@@ -58,16 +58,24 @@ async fn start(client: &mut Client, conversation: i64, video: bool) {
     started.assert_redirect(&format!("/c/{conversation}/call?join=1"));
 }
 
-/// Joins the call in `conversation` as `client`: the response's status (a str0m
-/// client completes the SFU's answer when it is 200, and is let go).
-async fn join(client: &mut Client, conversation: i64) -> StatusCode {
-    Talker::join(client, &format!("/c/{conversation}/call/rtc")).await.0
+/// Joins the call in `conversation` as `client` (a str0m client's offer): the
+/// response's status, and the client talking when it is 200.
+async fn joined(client: &mut Client, conversation: i64) -> (StatusCode, Option<Talking>) {
+    let offering = Offering::new();
+    let response = client.post_raw(&format!("/c/{conversation}/call/rtc"), offering.json.clone().into_bytes(), "application/json").await;
+    let talking = (response.status == StatusCode::OK).then(|| offering.answered(&response.body));
+    (response.status, talking)
 }
 
-/// Joins and stays: the talker, which sends audio and counts what it hears.
-async fn talk(client: &mut Client, conversation: i64) -> Talker {
-    let (status, talker) = Talker::join(client, &format!("/c/{conversation}/call/rtc")).await;
-    talker.unwrap_or_else(|| panic!("joining the call: {status}"))
+/// Joins, and lets go of the client: the response's status.
+async fn join(client: &mut Client, conversation: i64) -> StatusCode {
+    joined(client, conversation).await.0
+}
+
+/// Joins and stays: the client, which sends audio and counts what it hears.
+async fn talk(client: &mut Client, conversation: i64) -> Talking {
+    let (status, talking) = joined(client, conversation).await;
+    talking.unwrap_or_else(|| panic!("joining the call: {status}"))
 }
 
 /// The call's id, from the banner's Decline form on `page`.
@@ -120,8 +128,8 @@ async fn alice_calls_bob_who_answers_and_the_call_leaves_its_length(app: TestApp
     assert!(page.contains("aria-label=\"In the call\"") && page.contains(">alice<") && page.contains(">bob<"), "the call lists who is in: {page}");
 
     // Each hears the other.
-    assert!(alices.hears(25, LIVE).await, "Bob's audio reaches Alice ({} packets)", alices.received());
-    assert!(bobs.hears(25, LIVE).await, "Alice's audio reaches Bob ({} packets)", bobs.received());
+    assert!(alices.hears(25, LIVE).await >= 25, "Bob's audio reaches Alice ({} packets)", alices.received());
+    assert!(bobs.hears(25, LIVE).await >= 25, "Alice's audio reaches Bob ({} packets)", bobs.received());
 
     alice.post(&format!("/c/{dm}/call/leave"), &[]).await.assert_redirect(&format!("/c/{dm}"));
     until_in_conversation(&mut bob, dm, "Voice call · 0:0").await;

@@ -2,6 +2,7 @@
 
 mod support;
 mod voice;
+mod voice_scale;
 
 mod accounts;
 mod avatars;
@@ -25,6 +26,7 @@ mod notifications;
 mod browser_turn;
 mod browser_video;
 mod browser_voice;
+mod browser_voice_scale;
 mod operations;
 mod privacy;
 mod push;

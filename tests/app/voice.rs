@@ -68,7 +68,7 @@ async fn join(client: &mut Client, room: i64) -> (crate::support::Resp, Rtc, Sdp
 }
 
 /// The names in a voice channel's roster on a page, in order.
-fn roster(page: &str, room: i64) -> Vec<String> {
+pub fn roster(page: &str, room: i64) -> Vec<String> {
     let start = page.find(&format!("voice-roster voice-{room}\"")).unwrap_or_else(|| panic!("roster of {room}:\n{page}"));
     let list = &page[start..page[start..].find("</ul>").map_or(page.len(), |end| start + end)];
     list.split("<li ").skip(1).filter_map(|item| item.split_once("data-name=\"").and_then(|(_, rest)| rest.split_once('"')).map(|(name, _)| name.to_string())).collect()
@@ -90,6 +90,7 @@ async fn a_voice_channel_says_voice_needs_javascript_and_is_404_to_outsiders(app
     let unusable: String = json.split("\\r\\n").filter(|line| !line.starts_with("a=fingerprint")).collect::<Vec<_>>().join("\\r\\n");
     let refused = bob.post_raw(&format!("/v/{}/rtc", room.general), unusable.into_bytes(), "application/json").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.starts_with("The browser's offer could not be used: "), "said plainly, for voice.js to show: {}", refused.body);
 
     let mut stranger = app.client().fresh();
     stranger.register("mallory").await;

@@ -56,6 +56,9 @@ impl Peer {
             config.redis_url = None;
         }
         config.public_url = None;
+        // Voice media as on the first instance: a free loopback port.
+        config.rtc_port = 0;
+        config.rtc_public_ip = vec![std::net::IpAddr::from([127, 0, 0, 1])];
         let state = reale::build_state(config).await.expect("the second instance starts");
         let router = reale::app(state.clone());
         Peer { state, router, data_dir }
@@ -63,6 +66,17 @@ impl Peer {
 
     pub fn client(&self) -> Client {
         Client::new(self.router.clone())
+    }
+
+    /// Serves this instance on a free loopback port until the test ends.
+    pub async fn serve(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let _ = reale::serve(listener, state, std::future::pending()).await;
+        });
+        addr
     }
 }
 
@@ -259,6 +273,18 @@ impl Browser {
         self.keep_cookies(&parts.headers);
         let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         Ok(Reply { status: parts.status, location, body: String::from_utf8_lossy(&bytes).into_owned() })
+    }
+
+    /// POSTs JSON (as voice.js sends its offer).
+    pub async fn post_json(&mut self, addr: SocketAddr, path: &str, json: &str) -> Result<Reply, String> {
+        let mut request = self.request(addr, Method::POST, path, None);
+        request.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("value"));
+        request.headers_mut().insert("sec-fetch-site", "same-origin".parse().expect("value"));
+        *request.body_mut() = Full::new(Bytes::from(json.to_string()));
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request)).await.map_err(|_| "timed out".to_string())?.map_err(|e| format!("{e:?}"))?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply { status, location: String::new(), body: String::from_utf8_lossy(&bytes).into_owned() })
     }
 
     pub async fn register(&mut self, addr: SocketAddr) {

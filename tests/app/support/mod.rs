@@ -10,7 +10,7 @@
 pub mod balancer;
 pub mod cluster;
 pub mod push_service;
-pub mod talker;
+pub mod rtc;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
