@@ -1,7 +1,8 @@
-//! Voice: rooms (a server's voice channel, or a call in a DM or group: `calls`), who is in each, and the SFU inside this
-//! binary that forwards their media (`sfu`, `peer`). The web side (`routes`) checks
-//! permissions, hands the browser's offer to the SFU and returns its answer; the roster
-//! here is what pages and live frames show of each room.
+//! Voice: rooms (a server's voice channel, or a call in a DM or group: `calls`), who
+//! is in each, and the SFU inside this binary that forwards their media (`sfu`,
+//! `peer`). The web side (`routes`) checks permissions, hands the browser's offer to
+//! the SFU and returns its answer; the roster here is what pages and live frames show
+//! of each room.
 //!
 //! A person is in at most one room at a time, across tabs and devices: joining
 //! elsewhere ends the earlier connection. The SFU starts with the first join, so an
