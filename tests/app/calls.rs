@@ -52,6 +52,15 @@ async fn alice_and_bob(app: &TestApp) -> (Client, Client, i64) {
     (alice, bob, dm)
 }
 
+/// Alice, Bob and Carol, in Alice's group "Trip".
+async fn alice_bob_and_carol_in_a_group(app: &TestApp) -> (Client, Client, Client, i64) {
+    let (mut alice, bob, _dm) = alice_and_bob(app).await;
+    let mut carol = app.client().fresh();
+    carol.register("carol").await;
+    let group = conversation_id(&alice.post("/groups", &[("name", "Trip"), ("members", "bob, carol")]).await);
+    (alice, bob, carol, group)
+}
+
 /// Starts a call (video or not) in `conversation`: the page it opens.
 async fn start(client: &mut Client, conversation: i64, video: bool) {
     let started = client.post(&format!("/c/{conversation}/call"), &[("video", if video { "true" } else { "false" })]).await;
@@ -224,10 +233,7 @@ async fn a_blocked_person_cannot_call(app: TestApp) {
 }
 
 async fn a_member_removed_from_the_group_is_taken_out_of_its_call(app: TestApp) {
-    let (mut alice, mut bob, _dm) = alice_and_bob(&app).await;
-    let mut carol = app.client().fresh();
-    carol.register("carol").await;
-    let group = conversation_id(&alice.post("/groups", &[("name", "Trip"), ("members", "bob, carol")]).await);
+    let (mut alice, mut bob, mut carol, group) = alice_bob_and_carol_in_a_group(&app).await;
     let mut carols_stream = carol.events("/events", None).await;
     start(&mut alice, group, false).await;
     let ring = carols_stream.expect("alice is calling in Trip", LIVE).await;
@@ -271,10 +277,7 @@ async fn a_dm_call_nobody_answers_is_missed(app: TestApp) {
 }
 
 async fn a_group_call_stops_ringing_but_goes_on(app: TestApp) {
-    let (mut alice, mut bob, _dm) = alice_and_bob(&app).await;
-    let mut carol = app.client().fresh();
-    carol.register("carol").await;
-    let group = conversation_id(&alice.post("/groups", &[("name", "Trip"), ("members", "bob, carol")]).await);
+    let (mut alice, mut bob, mut carol, group) = alice_bob_and_carol_in_a_group(&app).await;
     let mut carols_stream = carol.events("/events", None).await;
     start(&mut alice, group, false).await;
     let ring = carols_stream.expect("alice is calling in Trip", LIVE).await;
