@@ -141,9 +141,19 @@ pub struct Config {
     /// `static-auth-secret`): each person gets credentials from it that expire.
     #[arg(long, env = "REALE_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<String>,
+
+    /// How long a call in a DM or group rings for those who have not answered, in
+    /// seconds. A DM call nobody answered by then ends as missed.
+    #[arg(long, env = "REALE_CALL_RING_SECONDS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub call_ring_seconds: u64,
 }
 
 impl Config {
+    /// `--call-ring-seconds` in milliseconds.
+    pub fn call_ring_ms(&self) -> i64 {
+        self.call_ring_seconds as i64 * 1000
+    }
+
     pub fn public_origin(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),

@@ -22,5 +22,6 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult
     let sidebar = views::sidebar_for(&state, user.id, None).await?;
     let mut page = Page::new("Home", Some(&user));
     page.live_since = Some(since);
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(HomePage { page, sidebar })
 }

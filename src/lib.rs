@@ -2,6 +2,7 @@
 //! router so tests can drive it in-process.
 
 pub mod accounts;
+pub mod calls;
 pub mod config;
 pub mod conversations;
 pub mod error;
@@ -109,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .merge(notifications::routes(&state))
         .merge(push::routes(&state))
         .merge(voice::routes(&state))
+        .merge(calls::routes(&state))
         .route("/healthz", get(web::ops::healthz))
         .route("/readyz", get(web::ops::readyz))
         .route("/assets/{hash}/{name}", get(web::assets::serve))

@@ -28,6 +28,16 @@ pub async fn require_voice(store: &Store, user_id: i64, conversation_id: i64) ->
     Ok(access)
 }
 
+/// A room one may be in: a voice channel the user may see, or a DM or group they are
+/// a member of (where calls happen). Text channels are not rooms.
+pub async fn require_room(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
+    let access = require_any(store, user_id, conversation_id).await?;
+    if access.conversation.kind != "voice" && access.is_channel() {
+        return Err(AppError::NotFound);
+    }
+    Ok(access)
+}
+
 async fn require_any(store: &Store, user_id: i64, conversation_id: i64) -> AppResult<Access> {
     let sql = "SELECT c.id, c.kind, c.name, c.last_message_id, m.role, m.last_read_id, c.server_id, s.version, ns.level, ns.muted_until
                FROM conversations c JOIN members m ON m.conversation_id = c.id AND m.user_id = $2

@@ -156,6 +156,7 @@ async fn members_page(state: &AppState, user: &CurrentUser, id: i64, error: Opti
         .collect();
     let mut page = Page::new(format!("Members of {title}"), Some(user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(MembersPage {
         page,
         sidebar: views::sidebar_for(&state, user.id, Some(id)).await?,

@@ -20,6 +20,8 @@ pub mod timeline;
 pub mod views;
 pub mod writer;
 
+pub use messages::post_system;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};

@@ -87,6 +87,9 @@ pub struct ConversationPage {
     slowmode: Option<String>,
     /// The viewer's notification level and mute here.
     notify: crate::notifications::NotifyForm,
+    /// Calls happen in DMs and groups: whether to offer them, and the one going on.
+    callable: bool,
+    call: Option<crate::store::calls::Call>,
 }
 
 /// The title the viewer sees for a conversation they are in.
@@ -154,6 +157,8 @@ pub async fn render_page(
     };
     let mut page_shell = Page::new(title.clone(), Some(user));
     page_shell.live_since = Some(since);
+    page_shell.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
+    let call = if access.is_channel() { None } else { crate::store::calls::ongoing(&state.store, id).await? };
     let (server, topic, send_locked, slowmode) = match &access.channel {
         Some(rights) => {
             let shell = crate::servers::nav::shell(state, &rights.server, Some(id)).await?;
@@ -173,6 +178,9 @@ pub async fn render_page(
     let notify = crate::notifications::form_for_conversation(state, access).await?;
     Ok(ConversationPage {
         notify,
+        // Not in a channel, nor with nobody else here (saved messages, a request not yet accepted).
+        callable: !access.is_channel() && members.iter().any(|m| m.user_id != user.id),
+        call,
         page: page_shell,
         dm_presence,
         dm_status,

@@ -107,5 +107,6 @@ pub async fn profile(State(state): State<AppState>, user: CurrentUser, Path(user
     let mut page = Page::new(card.name.clone(), Some(&user));
     // Presence and status on the card stay live like everywhere else.
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(ProfilePage { page, sidebar: views::sidebar_for(&state, user.id, None).await?, card })
 }

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use crate::accounts::throttle::{Class, limited};
 use crate::state::AppState;
 
-pub use sender::{Pusher, Sent};
+pub use sender::{Pusher, Ring, Sent};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let (write, read) = (|route| limited(state, Class::Write, route), |route| limited(state, Class::Read, route));

@@ -3,7 +3,11 @@
 //! of senders, which encrypt the payload for the subscription (RFC 8291 aes128gcm,
 //! web-push-native), sign it (VAPID) and POST it with retries.
 //!
-//! Who gets one: the other member of a DM; whoever the message mentions (by name, or
+//! A call that starts rings as a push too (`call_started`): for every other member
+//! whose level is not "nothing" and who has not muted the conversation, as a mention
+//! would.
+//!
+//! Who gets one for a message: the other member of a DM; whoever the message mentions (by name, or
 //! through @everyone/@here/a role, as the writer already resolved); the author of the
 //! message replied to. Never the sender, never someone who is not a member (channel
 //! membership is exactly who may see it, `servers::visibility`), never someone who
@@ -40,6 +44,20 @@ pub struct Sent {
     pub body: String,
 }
 
+/// A call that just started in a DM or group.
+#[derive(Clone, Debug)]
+pub struct Ring {
+    pub conversation_id: i64,
+    pub caller_id: i64,
+    pub video: bool,
+}
+
+/// What the background task works out pushes for.
+enum Job {
+    Message(Sent),
+    Call(Ring),
+}
+
 /// How many pushes may be in flight at once: enough to keep a slow push service from
 /// holding everything up, few enough not to open thousands of connections.
 const CONCURRENCY: usize = 64;
@@ -54,7 +72,7 @@ const BODY_CHARS: usize = 120;
 
 #[derive(Clone)]
 pub struct Pusher {
-    queue: mpsc::Sender<Sent>,
+    queue: mpsc::Sender<Job>,
     pub vapid: Arc<Vapid>,
 }
 
@@ -94,12 +112,16 @@ impl Pusher {
                 }
             }
         });
-        let (queue, mut jobs) = mpsc::channel::<Sent>(QUEUE);
+        let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
-            while let Some(sent) = jobs.recv().await {
+            while let Some(job) = jobs.recv().await {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = fan_out(&shared, sent).await {
+                    let worked = match job {
+                        Job::Message(sent) => fan_out(&shared, sent).await,
+                        Job::Call(ring) => ring_out(&shared, ring).await,
+                    };
+                    if let Err(error) = worked {
                         tracing::warn!(%error, "could not work out who to push to");
                     }
                 });
@@ -110,8 +132,15 @@ impl Pusher {
 
     /// Queues pushes for a message just written; returns at once.
     pub fn message_sent(&self, sent: Sent) {
-        if let Err(error) = self.queue.try_send(sent) {
+        if let Err(error) = self.queue.try_send(Job::Message(sent)) {
             tracing::warn!(%error, "push queue full: a message's pushes were dropped");
+        }
+    }
+
+    /// Queues pushes for a call that just started ringing; returns at once.
+    pub fn call_started(&self, ring: Ring) {
+        if let Err(error) = self.queue.try_send(Job::Call(ring)) {
+            tracing::warn!(%error, "push queue full: a call's pushes were dropped");
         }
     }
 }
@@ -124,12 +153,33 @@ struct Payload {
     url: String,
 }
 
+/// The conversation's kind, name and server, and the author's name as shown.
+type About = (String, String, Option<i64>, String);
+
+async fn about(store: &Store, conversation_id: i64, author_id: i64) -> Result<Option<About>, sqlx::Error> {
+    let sql = concat!("SELECT c.kind, c.name, c.server_id, ", crate::shown_name_sql!("u"), " FROM conversations c, users u WHERE c.id = $1 AND u.id = $2");
+    with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(author_id).fetch_optional(pool).await)
+}
+
+/// A call rings for every other member it may reach: treated as a mention of each, so
+/// "all" and "mentions" levels get it, "nothing" and a mute do not.
+async fn ring_out(shared: &Shared, ring: Ring) -> Result<(), sqlx::Error> {
+    let store = &shared.store;
+    let Some((kind, name, server_id, caller)) = about(store, ring.conversation_id, ring.caller_id).await? else { return Ok(()) };
+    let sql = "SELECT user_id FROM members WHERE conversation_id = $1 AND user_id <> $2";
+    let others: Vec<i64> = with_db!(store, pool => sqlx::query_scalar(sql).bind(ring.conversation_id).bind(ring.caller_id).fetch_all(pool).await)?;
+    let everyone: HashSet<i64> = others.into_iter().collect();
+    let direct = kind == "dm";
+    let as_sent = Sent { conversation_id: ring.conversation_id, message_id: 0, author_id: ring.caller_id, mentions: Vec::new(), reply_to_id: None, body: String::new() };
+    let recipients = recipients(store, &as_sent, server_id, direct, &everyone).await?;
+    let title = if direct { caller } else { format!("{caller} in {name}") };
+    let body = if ring.video { "Incoming video call" } else { "Incoming voice call" }.to_string();
+    push_to(shared, &recipients, Payload { title, body, url: format!("/c/{}/call", ring.conversation_id) }).await
+}
+
 async fn fan_out(shared: &Shared, sent: Sent) -> Result<(), sqlx::Error> {
     let store = &shared.store;
-    let sql = concat!("SELECT c.kind, c.name, c.server_id, ", crate::shown_name_sql!("u"), " FROM conversations c, users u WHERE c.id = $1 AND u.id = $2");
-    type About = (String, String, Option<i64>, String);
-    let about: Option<About> = with_db!(store, pool => sqlx::query_as(sql).bind(sent.conversation_id).bind(sent.author_id).fetch_optional(pool).await)?;
-    let Some((kind, name, server_id, author)) = about else { return Ok(()) };
+    let Some((kind, name, server_id, author)) = about(store, sent.conversation_id, sent.author_id).await? else { return Ok(()) };
     let direct = kind == "dm";
     let replied_to = match sent.reply_to_id {
         Some(id) => {
@@ -148,10 +198,6 @@ async fn fan_out(shared: &Shared, sent: Sent) -> Result<(), sqlx::Error> {
     if recipients.is_empty() {
         return Ok(());
     }
-    let subscriptions = store::for_users(store, &recipients).await?;
-    if subscriptions.is_empty() {
-        return Ok(());
-    }
     let title = match (direct, server_id) {
         (true, _) => author,
         (false, Some(_)) => format!("{author} in #{name}"),
@@ -162,7 +208,20 @@ async fn fan_out(shared: &Shared, sent: Sent) -> Result<(), sqlx::Error> {
         body = "Sent files".into();
     }
     let url = format!("/c/{}/m/{}", sent.conversation_id, sent.message_id);
-    let payload = serde_json::to_vec(&Payload { title, body, url }).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    push_to(shared, &recipients, Payload { title, body, url }).await
+}
+
+/// Sends `payload` to every subscription of `recipients`.
+async fn push_to(shared: &Shared, recipients: &[i64], payload: Payload) -> Result<(), sqlx::Error> {
+    let store = &shared.store;
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let subscriptions = store::for_users(store, recipients).await?;
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let payload = serde_json::to_vec(&payload).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let payload: Arc<[u8]> = payload.into();
     for subscription in subscriptions {
         let permit = match shared.permits.clone().acquire_owned().await {

@@ -150,6 +150,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let (groups, member_count) = member_groups(&state, &access, user.id).await?;
     let mut page = Page::new(access.shape.server.name.clone(), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(ServerHome {
         page,
         rail: shell.rail,

@@ -4,6 +4,7 @@
 //! Domain modules own their SQL (`accounts/store.rs`, …); this module only owns
 //! connecting, migrating and health.
 
+pub mod calls;
 pub mod log;
 
 use std::str::FromStr;

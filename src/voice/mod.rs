@@ -1,7 +1,8 @@
-//! Voice: rooms (a server's voice channel), who is in each, and the SFU inside this
-//! binary that forwards their media (`sfu`, `peer`). The web side (`routes`) checks
-//! permissions, hands the browser's offer to the SFU and returns its answer; the roster
-//! here is what pages and live frames show of each room.
+//! Voice: rooms (a server's voice channel, or a call in a DM or group: `calls`), who
+//! is in each, and the SFU inside this binary that forwards their media (`sfu`,
+//! `peer`). The web side (`routes`) checks permissions, hands the browser's offer to
+//! the SFU and returns its answer; the roster here is what pages and live frames show
+//! of each room.
 //!
 //! A person is in at most one room at a time, across tabs and devices: joining
 //! elsewhere ends the earlier connection. The SFU starts with the first join, so an
@@ -18,8 +19,9 @@ mod routes;
 mod sfu;
 mod turn;
 
+pub use page::Controls;
 pub use roster::{MemberView, RosterFragment};
-pub use routes::routes;
+pub use routes::{Switch, connected, routes};
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,7 +277,8 @@ fn roster_frame(room: i64, room_name: &str, members: &[MemberView]) -> Option<St
     }
 }
 
-/// Every `RECHECK`, each participant here against what they may do in their room now.
+/// Every `RECHECK`, each participant here against what they may do in their room now:
+/// in a voice channel, its permissions; in a call, membership of its DM or group.
 async fn recheck(voice: Weak<Voice>) {
     let mut tick = tokio::time::interval(RECHECK);
     loop {
@@ -283,8 +286,10 @@ async fn recheck(voice: Weak<Voice>) {
         let Some(voice) = voice.upgrade() else { return };
         let everyone = voice.roster().everyone();
         for (user_id, room) in everyone {
-            let rights = access::require_voice(&voice.store, user_id, room).await;
+            let rights = access::require_room(&voice.store, user_id, room).await;
             let channel = match &rights {
+                // A call in a DM or group: being a member is all it takes to stay.
+                Ok(access) if !access.is_channel() => continue,
                 Ok(access) => access.channel.as_ref(),
                 Err(AppError::NotFound) => None,
                 // The database is busy or away: keep everyone until it answers.

@@ -32,9 +32,22 @@ pub struct VoicePage {
     /// The server's other voice channels, where a moderator can move people.
     other_rooms: Vec<(i64, String)>,
     me: i64,
+    controls: Controls,
     voice_js: &'static str,
+}
+
+/// What `voice/_controls.html` needs: where the room's endpoints are and what the
+/// buttons say. A call's page fills it with its own.
+pub struct Controls {
+    /// `/v/{id}` or `/c/{id}/call`: `…/rtc`, `…/leave`, `…/mute`, `…/deafen`,
+    /// `…/camera`, `…/screen` follow.
+    pub base: String,
     /// `RTCPeerConnection`'s ICE servers (TURN, when configured), as JSON.
-    ice: String,
+    pub ice: String,
+    pub join: &'static str,
+    pub leave: &'static str,
+    /// Join as soon as the page loads (a call just started or accepted).
+    pub autojoin: bool,
 }
 
 pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<VoicePage> {
@@ -44,6 +57,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     let other_rooms = shell.nav.groups.iter().flat_map(|g| &g.channels).filter(|c| c.voice && c.id != id).map(|c| (c.id, c.name.clone())).collect();
     let mut page = Page::new(format!("🔊 {} · {}", voice.name, access.shape.server.name), Some(&user));
     page.live_since = Some(crate::store::log::newest(&state.store).await?);
+    page.ringing = crate::store::calls::ringing(&state.store, user.id, state.config.call_ring_ms()).await?;
     Ok(VoicePage {
         page,
         rail: shell.rail,
@@ -55,7 +69,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         voice,
         other_rooms,
         me: user.id,
+        controls: Controls { base: format!("/v/{id}"), ice: state.voice.ice_servers(user.id), join: "Join voice", leave: "Leave voice", autojoin: false },
         voice_js: assets::url("voice.js"),
-        ice: state.voice.ice_servers(user.id),
     })
 }

@@ -76,11 +76,18 @@ async fn connect(State(state): State<AppState>, user: CurrentUser, Path(id): Pat
     if !room.can_connect {
         return Err(AppError::Forbidden("You do not have permission to join this voice channel."));
     }
-    match cluster::join(&state.voice, (room.id, &room.name), user.id, user.name(), room.can_speak, offer).await {
-        Ok((peer, answer)) => Ok(Json(Connected { peer, answer, muted_by_server: !room.can_speak }).into_response()),
-        // Plain text, as is, for voice.js to show (not the shell's generic error page).
-        Err(JoinError::Unavailable(why)) => Ok((StatusCode::SERVICE_UNAVAILABLE, Extension(Verbatim), why).into_response()),
-        Err(JoinError::BadOffer(why)) => Ok((StatusCode::UNPROCESSABLE_ENTITY, Extension(Verbatim), format!("The browser's offer could not be used: {why}")).into_response()),
+    let joined = cluster::join(&state.voice, (room.id, &room.name), user.id, user.name(), room.can_speak, offer).await;
+    Ok(connected(joined, !room.can_speak))
+}
+
+/// What voice.js reads back from a join (a voice channel's or a call's): the SFU's
+/// answer, or why not, as plain text for voice.js to show (not the shell's generic
+/// error page).
+pub fn connected(joined: Result<(u64, SdpAnswer), JoinError>, muted_by_server: bool) -> Response {
+    match joined {
+        Ok((peer, answer)) => Json(Connected { peer, answer, muted_by_server }).into_response(),
+        Err(JoinError::Unavailable(why)) => (StatusCode::SERVICE_UNAVAILABLE, Extension(Verbatim), why).into_response(),
+        Err(JoinError::BadOffer(why)) => (StatusCode::UNPROCESSABLE_ENTITY, Extension(Verbatim), format!("The browser's offer could not be used: {why}")).into_response(),
     }
 }
 

@@ -20,6 +20,8 @@ const ASSETS: &[Asset] = &[
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/app.js") },
     // Only voice pages load it (WebRTC).
     Asset { name: "voice.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/voice.js") },
+    // Only call pages load it (after voice.js): join on arrival, hang up when the call ends.
+    Asset { name: "call.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/call.js") },
     Asset { name: "htmx.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-2.0.11.min.js") },
     Asset { name: "sse.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/vendor/htmx-ext-sse-2.2.4.min.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("../../assets/icon.svg") },

@@ -38,6 +38,9 @@ pub struct Page {
     /// Set on live pages: the event id the page was rendered at, where its stream
     /// (`/events?since=…`) picks up.
     pub live_since: Option<i64>,
+    /// Calls ringing for the viewer, shown as banners on live pages (the same partial
+    /// the live frame brings, so a reload or a page without JavaScript shows them too).
+    pub ringing: Vec<crate::store::calls::Ringing>,
 }
 
 impl Page {
@@ -61,6 +64,7 @@ impl Page {
             app_js: assets::url("app.js"),
             icon: assets::url("icon.svg"),
             live_since: None,
+            ringing: Vec::new(),
         }
     }
 }

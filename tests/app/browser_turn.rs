@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::browser::{Browser, chromium_and_driver, skip};
-use crate::browser_voice::{MEDIA, signed_in};
+use crate::browser_voice::{bounded, close_all, media_browsers};
 use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, TestApp, in_ci};
 
@@ -94,33 +94,11 @@ async fn voice_goes_through_turn_when_only_relays_are_allowed() {
     let page = alice.get(&format!("/s/{server}")).await.body;
     let room = crate::voice::voice_channel(&page, "General");
 
-    let mut browsers = Vec::new();
-    for name in ["alice", "bob"] {
-        match driver.browser_with(name, &chromium, true, MEDIA).await {
-            Ok(b) => {
-                signed_in(&b, &base, name).await;
-                b.on_every_page(RELAY_ONLY).await;
-                browsers.push(b);
-            }
-            Err(why) => {
-                for b in browsers {
-                    Browser::close(b).await;
-                }
-                return skip(&why);
-            }
-        }
-    }
-    let flow = tokio::time::timeout(Duration::from_secs(90), flow(&base, room, &browsers));
-    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(flow)).await;
-    for b in browsers {
-        b.close().await;
-    }
+    let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob"], RELAY_ONLY).await else { return };
+    let outcome = bounded(Duration::from_secs(90), flow(&base, room, &browsers)).await;
+    close_all(browsers).await;
     drop(driver);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => panic!("the relayed voice flow did not finish within 90 s"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    outcome.check("the relayed voice flow");
 }
 
 async fn flow(base: &str, room: i64, browsers: &[Browser]) {

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::browser::{Browser, chromium_and_driver, skip};
-use crate::browser_voice::{KEEP_PEERS, MEDIA, signed_in};
+use crate::browser::{Browser, chromium_and_driver};
+use crate::browser_voice::{KEEP_PEERS, bounded, close_all, media_browsers};
 use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, TestApp};
 
@@ -42,33 +42,11 @@ async fn camera_and_screen_reach_the_others_in_tiles() {
     let page = alice.get(&format!("/s/{server}")).await.body;
     let room = crate::voice::voice_channel(&page, "General");
 
-    let mut browsers = Vec::new();
-    for name in ["alice", "bob"] {
-        match driver.browser_with(name, &chromium, true, MEDIA).await {
-            Ok(b) => {
-                signed_in(&b, &base, name).await;
-                b.on_every_page(KEEP_PEERS).await;
-                browsers.push(b);
-            }
-            Err(why) => {
-                for b in browsers {
-                    Browser::close(b).await;
-                }
-                return skip(&why);
-            }
-        }
-    }
-    let flow = tokio::time::timeout(Duration::from_secs(120), flow(&base, room, &browsers));
-    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(flow)).await;
-    for b in browsers {
-        b.close().await;
-    }
+    let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob"], KEEP_PEERS).await else { return };
+    let outcome = bounded(Duration::from_secs(120), flow(&base, room, &browsers)).await;
+    close_all(browsers).await;
     drop(driver);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => panic!("the video flow did not finish within 120 s"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    outcome.check("the video flow");
 }
 
 async fn flow(base: &str, room: i64, browsers: &[Browser]) {
@@ -155,7 +133,7 @@ async fn frames(b: &Browser) -> BTreeMap<u64, f64> {
 }
 
 /// How many of `b`'s inbound video streams decode new frames over the next `wait`.
-async fn decoding(b: &Browser, wait: Duration) -> usize {
+pub(crate) async fn decoding(b: &Browser, wait: Duration) -> usize {
     let first = frames(b).await;
     tokio::time::sleep(wait).await;
     let later = frames(b).await;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 
-use crate::browser::{Browser, Findings, chromium_and_driver, skip};
+use std::path::Path;
+
+use crate::browser::{Browser, Driver, Findings, chromium_and_driver, skip};
 use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, PASSWORD, TestApp};
 
@@ -60,45 +62,21 @@ async fn three_people_hear_each_other_in_a_voice_channel() {
     let page = people[0].get(&format!("/s/{server}")).await.body;
     let room = crate::voice::voice_channel(&page, "General");
 
-    let mut browsers = Vec::new();
-    for name in ["alice", "bob", "carol"] {
-        match driver.browser_with(name, &chromium, true, MEDIA).await {
-            Ok(b) => {
-                signed_in(&b, &base, name).await;
-                b.on_every_page(KEEP_PEERS).await;
-                browsers.push(b);
-            }
-            Err(why) => {
-                for b in browsers {
-                    Browser::close(b).await;
-                }
-                return skip(&why);
-            }
-        }
-    }
+    let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob", "carol"], KEEP_PEERS).await else { return };
     let dave = match driver.browser("dave", &chromium, false).await {
         Ok(b) => b,
         Err(why) => {
-            for b in browsers {
-                b.close().await;
-            }
+            close_all(browsers).await;
             return skip(&why);
         }
     };
     signed_in(&dave, &base, "dave").await;
 
-    let flow = tokio::time::timeout(Duration::from_secs(120), flow(&base, server, room, &browsers, &dave));
-    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(flow)).await;
-    for b in browsers {
-        b.close().await;
-    }
+    let outcome = bounded(Duration::from_secs(120), flow(&base, server, room, &browsers, &dave)).await;
+    close_all(browsers).await;
     dave.close().await;
     drop(driver);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => panic!("the voice flow did not finish within 120 s"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    outcome.check("the voice flow");
 }
 
 async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &Browser) {
@@ -205,7 +183,7 @@ pub(crate) async fn signed_in(b: &Browser, base: &str, username: &str) {
     b.wait_for_path("/", "logging in").await;
 }
 
-async fn body_text(b: &Browser) -> String {
+pub(crate) async fn body_text(b: &Browser) -> String {
     b.client.find(Locator::Css("main")).await.expect("main").text().await.expect("text")
 }
 
@@ -245,4 +223,54 @@ pub(crate) async fn rising(b: &Browser, wait: Duration) -> usize {
     tokio::time::sleep(wait).await;
     let later = streams(b).await;
     later.iter().filter(|(ssrc, now)| first.get(ssrc).is_none_or(|then| now.0 > then.0)).count()
+}
+
+/// A fake-media Chromium per name, each logged in at `base` with `script` run on every
+/// page; None (the test skipped, as `skip` says) when one cannot start.
+pub(crate) async fn media_browsers(driver: &mut Driver, chromium: &Path, base: &str, names: &[&'static str], script: &str) -> Option<Vec<Browser>> {
+    let mut browsers = Vec::new();
+    for name in names {
+        match driver.browser_with(name, chromium, true, MEDIA).await {
+            Ok(b) => {
+                signed_in(&b, base, name).await;
+                b.on_every_page(script).await;
+                browsers.push(b);
+            }
+            Err(why) => {
+                close_all(browsers).await;
+                skip(&why);
+                return None;
+            }
+        }
+    }
+    Some(browsers)
+}
+
+pub(crate) async fn close_all(browsers: Vec<Browser>) {
+    for b in browsers {
+        b.close().await;
+    }
+}
+
+/// How a browser flow run for at most some time ended: kept until the browsers are
+/// closed, then `check`ed, so a failure never leaves a Chromium behind.
+pub(crate) struct Outcome {
+    limit: Duration,
+    ended: Result<Result<(), tokio::time::error::Elapsed>, Box<dyn std::any::Any + Send>>,
+}
+
+pub(crate) async fn bounded(limit: Duration, flow: impl std::future::Future<Output = ()>) -> Outcome {
+    let flow = tokio::time::timeout(limit, flow);
+    Outcome { limit, ended: futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(flow)).await }
+}
+
+impl Outcome {
+    /// Fails the test if the flow panicked or ran out of time.
+    pub(crate) fn check(self, what: &str) {
+        match self.ended {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("{what} did not finish within {:?}", self.limit),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
 }

@@ -6,6 +6,8 @@ mod voice_scale;
 
 mod accounts;
 mod avatars;
+mod browser_calls;
+mod calls;
 mod contention;
 mod conversations;
 mod files;

@@ -30,6 +30,7 @@ push_tests!(
     a_push_service_answering_410_removes_the_subscription,
     in_a_server_only_those_who_see_the_channel_and_want_it_are_pushed,
     only_well_formed_subscriptions_to_allowed_endpoints_are_accepted,
+    a_call_rings_as_a_push_unless_the_conversation_is_muted,
 );
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
@@ -263,4 +264,26 @@ async fn in_a_server_only_those_who_see_the_channel_and_want_it_are_pushed(app: 
     bob.post(&format!("/c/{general}/notifications"), &[("level", "all"), ("mute", "")]).await.assert_redirect(&format!("/c/{general}#notifications"));
     send(&mut alice, general, "@bob the channel's own level wins").await;
     assert!(service.expect_push(WAIT).await.body.contains("the channel's own level wins"));
+}
+
+async fn a_call_rings_as_a_push_unless_the_conversation_is_muted(app: TestApp) {
+    let service = PushService::start().await;
+    let mut alice = person(&app, "alice").await;
+    let mut bob = person(&app, "bob").await;
+    subscribe(&mut bob, &service, "/push/bob").await;
+    let dm = open_dm(&mut alice, "bob").await;
+
+    alice.post(&format!("/c/{dm}/call"), &[("video", "true")]).await.assert_redirect(&format!("/c/{dm}/call?join=1"));
+    let push = service.expect_push(WAIT).await;
+    assert_eq!((push.title.as_str(), push.body.as_str()), ("alice", "Incoming video call"));
+    assert_eq!(push.url, format!("/c/{dm}/call"));
+    let page = bob.get("/").await.body;
+    let call = page.split("name=\"call\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("the banner's call").to_string();
+    bob.post(&format!("/c/{dm}/call/decline"), &[("call", &call)]).await.assert_redirect(&format!("/c/{dm}"));
+
+    // Muted: the next call rings on his pages only.
+    bob.post(&format!("/c/{dm}/notifications"), &[("level", "all"), ("mute", "forever")]).await.assert_redirect(&format!("/c/{dm}#notifications"));
+    alice.post(&format!("/c/{dm}/call"), &[("video", "false")]).await.assert_redirect(&format!("/c/{dm}/call?join=1"));
+    nothing_arrives(&service, "Bob muted the DM").await;
+    assert!(bob.get("/").await.body.contains("alice is calling"));
 }
