@@ -297,11 +297,9 @@ async fn run_participant(addr: SocketAddr, cookie: String, room: i64, shared: Ar
             }
         }
         // A probe is ready once it hears as many others as it receives tracks for.
-        if heard.is_some() && !announced_ready && connected {
-            if tracks > 0 && senders_heard.len() >= tracks {
-                announced_ready = true;
-                shared.ready.fetch_add(1, Relaxed);
-            }
+        if heard.is_some() && !announced_ready && connected && tracks > 0 && senders_heard.len() >= tracks {
+            announced_ready = true;
+            shared.ready.fetch_add(1, Relaxed);
         }
         let wake = tokio::time::Instant::from_std(wake).min(next_frame);
         tokio::select! {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::browser::{Browser, chromium_and_driver, skip};
 use crate::browser_voice::{bounded, close_all, media_browsers};
-use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, TestApp, in_ci};
 
 const SECRET: &str = "turn-test-secret";
@@ -84,15 +83,7 @@ async fn voice_goes_through_turn_when_only_relays_are_allowed() {
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, &args).await else { return };
     let base = format!("http://{}", app.serve().await);
 
-    let mut alice = app.client();
-    alice.register("alice").await;
-    let server = create_server(&mut alice, "Relayed").await;
-    let code = invite(&mut alice, server, "10080", "0").await;
-    let mut bob = app.client().fresh();
-    bob.register("bob").await;
-    bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{server}"));
-    let page = alice.get(&format!("/s/{server}")).await.body;
-    let room = crate::voice::voice_channel(&page, "General");
+    let room = crate::voice::alice_bob_and_a_voice_channel(&app).await.2.general;
 
     let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob"], RELAY_ONLY).await else { return };
     let outcome = bounded(Duration::from_secs(90), flow(&base, room, &browsers)).await;
@@ -103,13 +94,7 @@ async fn voice_goes_through_turn_when_only_relays_are_allowed() {
 
 async fn flow(base: &str, room: i64, browsers: &[Browser]) {
     for b in browsers {
-        b.goto(&format!("{base}/v/{room}")).await;
-        b.button("Join voice").await.click().await.expect("click Join voice");
-        b.eventually("connected to voice through the relay", || async {
-            let status = b.text_of("#voice-status").await;
-            if status.contains("Connected to voice") { Ok(()) } else { Err(status) }
-        })
-        .await;
+        crate::browser_voice::join_voice(b, base, room).await;
     }
     for b in browsers {
         let (first, kind) = b

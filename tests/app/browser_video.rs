@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::browser::{Browser, chromium_and_driver};
 use crate::browser_voice::{KEEP_PEERS, bounded, close_all, media_browsers};
-use crate::servers::{create_server, invite};
 use crate::support::{Backend, FLOW_ARGS, TestApp};
 
 /// Per inbound video stream: [ssrc, frames decoded, frame width].
@@ -32,15 +31,7 @@ async fn camera_and_screen_reach_the_others_in_tiles() {
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, &args).await else { return };
     let base = format!("http://{}", app.serve().await);
 
-    let mut alice = app.client();
-    alice.register("alice").await;
-    let server = create_server(&mut alice, "Video club").await;
-    let code = invite(&mut alice, server, "10080", "0").await;
-    let mut bob = app.client().fresh();
-    bob.register("bob").await;
-    bob.post(&format!("/i/{code}"), &[]).await.assert_redirect(&format!("/s/{server}"));
-    let page = alice.get(&format!("/s/{server}")).await.body;
-    let room = crate::voice::voice_channel(&page, "General");
+    let room = crate::voice::alice_bob_and_a_voice_channel(&app).await.2.general;
 
     let Some(browsers) = media_browsers(&mut driver, &chromium, &base, &["alice", "bob"], KEEP_PEERS).await else { return };
     let outcome = bounded(Duration::from_secs(120), flow(&base, room, &browsers)).await;
@@ -52,13 +43,7 @@ async fn camera_and_screen_reach_the_others_in_tiles() {
 async fn flow(base: &str, room: i64, browsers: &[Browser]) {
     let [alice, bob] = browsers else { unreachable!() };
     for b in browsers {
-        b.goto(&format!("{base}/v/{room}")).await;
-        b.button("Join voice").await.click().await.expect("click Join voice");
-        b.eventually("connected to voice", || async {
-            let status = b.text_of("#voice-status").await;
-            if status.contains("Connected to voice") { Ok(()) } else { Err(status) }
-        })
-        .await;
+        crate::browser_voice::join_voice(b, base, room).await;
     }
     // Before anyone turns a camera on, nothing is decoded: tiles show names only.
     assert_eq!(decoding(bob, Duration::from_millis(1500)).await, 0, "no video before a camera is on");

@@ -90,13 +90,7 @@ async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &B
     assert!(!join.is_displayed().await.expect("displayed?"), "no Join button without JavaScript");
 
     for b in browsers {
-        b.goto(&format!("{base}/v/{room}")).await;
-        b.button("Join voice").await.click().await.expect("click Join voice");
-        b.eventually("connected to voice", || async {
-            let status = b.text_of("#voice-status").await;
-            if status.contains("Connected to voice") { Ok(()) } else { Err(status) }
-        })
-        .await;
+        join_voice(b, base, room).await;
     }
 
     // The voice page passes the accessibility checks (axe) with the controls showing,
@@ -172,6 +166,18 @@ async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &B
     dave.goto(&format!("{base}/s/{server}")).await;
     let list = roster(dave).await;
     assert!(list.contains("alice") && !list.contains("bob") && !list.contains("carol"), "Dave's list after the others left: {list}");
+}
+
+/// Opens voice room `room` on `base`, presses *Join voice* and waits until the page says
+/// it is connected.
+pub(crate) async fn join_voice(b: &Browser, base: &str, room: i64) {
+    b.goto(&format!("{base}/v/{room}")).await;
+    b.button("Join voice").await.click().await.expect("click Join voice");
+    b.eventually("connected to voice", || async {
+        let status = b.text_of("#voice-status").await;
+        if status.contains("Connected to voice") { Ok(()) } else { Err(status) }
+    })
+    .await;
 }
 
 /// Logs the browser in as `username`, as a person would.

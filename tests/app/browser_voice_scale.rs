@@ -54,14 +54,7 @@ async fn alice_and_bob_hear_each_other_in_chromium_through_two_instances() {
 async fn flow(bases: &[String; 2], room: i64, browsers: &[Browser]) {
     let [alice, bob] = browsers else { unreachable!() };
     for (browser, base) in browsers.iter().zip(bases) {
-        browser.goto(&format!("{base}/v/{room}")).await;
-        browser.button("Join voice").await.click().await.expect("click Join voice");
-        browser
-            .eventually("connected to voice", || async {
-                let status = browser.text_of("#voice-status").await;
-                if status.contains("Connected to voice") { Ok(()) } else { Err(status) }
-            })
-            .await;
+        crate::browser_voice::join_voice(browser, base, room).await;
     }
 
     // Each hears the other: one inbound audio stream, flowing, with sound.

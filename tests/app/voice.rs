@@ -23,13 +23,13 @@ on_both_backends!(
     a_moderator_mutes_moves_and_disconnects_and_the_audit_log_says_so,
 );
 
-struct Room {
-    server: i64,
-    general: i64,
+pub(crate) struct Room {
+    pub(crate) server: i64,
+    pub(crate) general: i64,
 }
 
 /// Alice's server with Bob joined; its default voice channel.
-async fn alice_bob_and_a_voice_channel(app: &TestApp) -> (Client, Client, Room) {
+pub(crate) async fn alice_bob_and_a_voice_channel(app: &TestApp) -> (Client, Client, Room) {
     let (mut alice, mut bob) = (app.client(), app.client().fresh());
     alice.register("alice").await;
     bob.register("bob").await;
