@@ -141,28 +141,12 @@ async fn flow(base: &str, server: i64, room: i64, browsers: &[Browser], dave: &B
     // Carol's browser dies: she leaves everyone's list within 20 s (the connection is
     // given 15 s to come back), and Alice still hears Bob.
     carol.kill();
-    let killed = Instant::now();
-    loop {
-        let list = roster(alice).await;
-        if !list.contains("carol") {
-            break;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(20), "Carol still listed 20 s after her browser died: {list}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    leaves_roster(alice, "carol", Duration::from_secs(20), "Carol still listed 20 s after her browser died").await;
     assert_eq!(rising(alice, Duration::from_millis(1500)).await, 1, "Bob's audio still reaches Alice");
 
     // Bob leaves: Alice's list (live) drops him within a second.
     bob.button("Leave voice").await.click().await.expect("click Leave voice");
-    let left = Instant::now();
-    loop {
-        let list = roster(alice).await;
-        if !list.contains("bob") {
-            break;
-        }
-        assert!(left.elapsed() < Duration::from_secs(1), "Bob still listed a second after leaving: {list}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    leaves_roster(alice, "bob", Duration::from_secs(1), "Bob still listed a second after leaving").await;
     dave.goto(&format!("{base}/s/{server}")).await;
     let list = roster(dave).await;
     assert!(list.contains("alice") && !list.contains("bob") && !list.contains("carol"), "Dave's list after the others left: {list}");
@@ -195,6 +179,19 @@ pub(crate) async fn body_text(b: &Browser) -> String {
 
 /// The voice channel's roster in the channel list as a screen reader reads it: one
 /// entry per person, separated by `|`.
+/// Waits until `name` is gone from `b`'s roster; fails with `why` after `within`.
+pub(crate) async fn leaves_roster(b: &Browser, name: &str, within: Duration, why: &str) {
+    let since = Instant::now();
+    loop {
+        let list = roster(b).await;
+        if !list.contains(name) {
+            return;
+        }
+        assert!(since.elapsed() < within, "{why}: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn roster(b: &Browser) -> String {
     if !b.javascript {
         let mut names = Vec::new();
