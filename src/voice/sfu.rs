@@ -191,7 +191,7 @@ impl Loop {
         self.drive_from(vec![index], true);
     }
 
-    /// Drives every peer that was given input since the last time.
+    /// Drives every peer given something to send since the last time.
     fn drive_dirty(&mut self) {
         if !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
