@@ -155,9 +155,9 @@
       player.autoplay = true;
       player.playsInline = true;
       player.muted = true; // sound comes through the audio elements
-      player.setAttribute("aria-label", label);
       figure.prepend(player);
     }
+    if (player) player.setAttribute("aria-label", label);
     if (player && !stream) player.remove();
     if (player && player.srcObject !== stream) player.srcObject = stream;
     if (player && isMe) player.classList.add("mirrored");
