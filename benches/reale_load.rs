@@ -378,6 +378,20 @@ async fn register_users(http: &Http, addr: SocketAddr, n: usize) -> Vec<String> 
     cookies
 }
 
+/// Every user but the first (the owner of server `id`) joins it by an invite link.
+async fn everyone_joins(http: &Http, addr: SocketAddr, cookies: &Arc<Vec<String>>, id: i64) {
+    let owner = Some(cookies[0].as_str());
+    expect_redirect("create invite", request(http, addr, "POST", &format!("/s/{id}/invites"), owner, "expires=0&max_uses=0").await);
+    let invites = request(http, addr, "GET", &format!("/s/{id}/invites"), owner, "").await.expect("invites page");
+    let invites = String::from_utf8_lossy(&invites.body).into_owned();
+    let code = invites.split("class=\"invite-link\">/i/").nth(1).and_then(|s| s.split('<').next()).expect("an invite code").to_string();
+    par(cookies.len() - 1, 4, |i| {
+        let (http, cookies, code) = (http.clone(), cookies.clone(), code.clone());
+        async move { expect_redirect("join by invite", request(&http, addr, "POST", &format!("/i/{code}"), Some(&cookies[i + 1]), "").await) }
+    })
+    .await;
+}
+
 /// Creates a group owned by user `owner` with `members` (user indexes, owner excluded),
 /// adding them 200 at a time (the most one form accepts). Returns the conversation id.
 async fn create_group(http: &Http, addr: SocketAddr, cookies: &[String], owner: usize, name: &str, members: &[usize]) -> i64 {

@@ -76,15 +76,7 @@ pub(super) async fn voice(args: &Args) {
         let form = format!("kind=voice&name=v{n}&category=none");
         expect_redirect("create voice channel", request(&http, addr, "POST", &format!("/s/{id}/channels"), owner, &form).await);
     }
-    expect_redirect("create invite", request(&http, addr, "POST", &format!("/s/{id}/invites"), owner, "expires=0&max_uses=0").await);
-    let invites = request(&http, addr, "GET", &format!("/s/{id}/invites"), owner, "").await.expect("invites page");
-    let invites = String::from_utf8_lossy(&invites.body).into_owned();
-    let code = invites.split("class=\"invite-link\">/i/").nth(1).and_then(|s| s.split('<').next()).expect("an invite code").to_string();
-    par(users - 1, 4, |i| {
-        let (http, cookies, code) = (http.clone(), cookies.clone(), code.clone());
-        async move { expect_redirect("join by invite", request(&http, addr, "POST", &format!("/i/{code}"), Some(&cookies[i + 1]), "").await) }
-    })
-    .await;
+    everyone_joins(&http, addr, &cookies, id).await;
     let home = request(&http, addr, "GET", &format!("/s/{id}"), owner, "").await.expect("server page");
     let home = String::from_utf8_lossy(&home.body).into_owned();
     let mut channels: Vec<i64> = Vec::new();
