@@ -235,20 +235,21 @@ async fn dispatch(store: Store, realtime: std::sync::Weak<Realtime>) {
         let wake = realtime.bus.as_ref().map(|b| b.wakeups());
         loop {
             let after = realtime.hub.dispatched();
-            let events = match log::after(&store, after, 512).await {
-                Ok(events) => events,
-                Err(error) => {
+            // A batch's reads (the log, then what its events render) on one connection.
+            let batch = crate::store::sqlite::reading(async {
+                let events = log::after(&store, after, 512).await.inspect_err(|error| {
                     tracing::warn!(%error, "reading the event log failed; retrying");
-                    break;
-                }
-            };
-            let Some(last) = events.last().map(|e| e.id) else { break };
-            match render::render(&store, &events).await {
-                Ok(deliveries) => realtime.hub.deliver(deliveries, last),
-                Err(error) => {
+                })?;
+                let Some(last) = events.last().map(|e| e.id) else { return Ok(None) };
+                let deliveries = render::render(&store, &events).await.inspect_err(|error| {
                     tracing::warn!(%error, "rendering events failed; retrying");
-                    break;
-                }
+                })?;
+                Ok::<_, crate::error::AppError>(Some((deliveries, last)))
+            })
+            .await;
+            match batch {
+                Ok(Some((deliveries, last))) => realtime.hub.deliver(deliveries, last),
+                Ok(None) | Err(_) => break,
             }
         }
         drop(realtime);

@@ -6,6 +6,7 @@
 
 pub mod calls;
 pub mod log;
+pub mod sqlite;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,9 +14,11 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use sqlite::SqliteDb;
+
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
@@ -81,6 +84,8 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     pub async fn connect(url: &str) -> Result<Store, sqlx::Error> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -104,12 +109,21 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
+                // A SQLite connection cannot have hung up: the ping sqlx sends before
+                // handing one out is two thread hand-offs for nothing.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await?;
+            // Opened after the pool, which created the file and set WAL; kept open, so
+            // requests find them idle (see `sqlite`).
+            let readers = SqlitePoolOptions::new()
+                .min_connections(sqlite::READERS)
+                .max_connections(sqlite::READERS)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
-            Db::Sqlite(pool)
+            Db::Sqlite(SqliteDb::new(pool, readers, id))
         };
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Store { db, id, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
     }
 
@@ -125,7 +139,7 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Sqlite(db) => sqlx::migrate!("migrations/sqlite").run(db.pool()).await,
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
     }

@@ -49,7 +49,8 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     let nonce = fresh_nonce();
     let is_htmx = request.headers().contains_key("hx-request");
     let fragment = wants_fragment(request.headers());
-    let mut response = NONCE.scope(nonce.clone(), next.run(request)).await;
+    // Every request's reads share one SQLite connection (`store::sqlite`).
+    let mut response = NONCE.scope(nonce.clone(), crate::store::sqlite::reading(next.run(request))).await;
 
     if let Some(info) = error_info(&response) {
         response = NONCE.sync_scope(nonce.clone(), || render_error(response, &info, fragment));
