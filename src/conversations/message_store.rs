@@ -2,6 +2,7 @@
 //! reactions, pins and mentions. New messages are written by `writer` (group commit).
 
 use crate::store::log::{AppendEvents, Kind, NewEvent};
+use crate::store::sqlite::Arg;
 use crate::store::{BeginWrite, Db, Store, now_ms};
 use crate::with_db;
 
@@ -57,18 +58,28 @@ pub struct Page {
     pub has_newer: bool,
 }
 
+crate::direct_row!(MessageRow {
+    id, conversation_id, author_id, username, display_name, kind, body, html, reply_to_id, created_at, edited_at,
+    deleted_at, pinned_at, reply_author, reply_body, reply_deleted_at, status_emoji, status_text, status_expires_at, avatar_key,
+});
+
 async fn slice(store: &Store, conversation_id: i64, older_than: Option<i64>, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE m.conversation_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3");
-    let mut rows: Vec<MessageRow> = with_db!(store, pool => {
-        sqlx::query_as(&sql).bind(conversation_id).bind(older_than.unwrap_or(i64::MAX)).bind(limit).fetch_all(pool).await
-    })?;
+    let older_than = older_than.unwrap_or(i64::MAX);
+    let mut rows: Vec<MessageRow> = match &store.db {
+        Db::Sqlite(db) => db.select(&sql, &[Arg::Int(conversation_id), Arg::Int(older_than), Arg::Int(limit)]).await,
+        Db::Postgres(pool) => sqlx::query_as(&sql).bind(conversation_id).bind(older_than).bind(limit).fetch_all(pool).await,
+    }?;
     rows.reverse();
     Ok(rows)
 }
 
 async fn slice_after(store: &Store, conversation_id: i64, from: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE m.conversation_id = $1 AND m.id >= $2 ORDER BY m.id ASC LIMIT $3");
-    with_db!(store, pool => sqlx::query_as(&sql).bind(conversation_id).bind(from).bind(limit).fetch_all(pool).await)
+    match &store.db {
+        Db::Sqlite(db) => db.select(&sql, &[Arg::Int(conversation_id), Arg::Int(from), Arg::Int(limit)]).await,
+        Db::Postgres(pool) => sqlx::query_as(&sql).bind(conversation_id).bind(from).bind(limit).fetch_all(pool).await,
+    }
 }
 
 /// Keyset pagination (`id < cursor`, never OFFSET): a page stays exact while new
@@ -263,6 +274,8 @@ pub struct AnnotationRow {
     pub name: String,
 }
 
+crate::direct_row!(AnnotationRow { message_id, emoji, user_id, name });
+
 /// Reactions (in the order they were made) and mentions of `message_ids`, in one
 /// statement: a page's messages need both, and every statement is a round trip.
 pub async fn annotations(store: &Store, message_ids: &[i64]) -> Result<Vec<AnnotationRow>, sqlx::Error> {
@@ -276,7 +289,7 @@ pub async fn annotations(store: &Store, message_ids: &[i64]) -> Result<Vec<Annot
          FROM mentions n JOIN users u ON u.id = n.user_id WHERE n.message_id IN (<ids>)
          ORDER BY 1, 5, 3");
     match &store.db {
-        Db::Sqlite(pool) => sqlx::query_as(&SQL.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(message_ids)).fetch_all(pool).await,
+        Db::Sqlite(db) => db.select(&SQL.replace(ID_LIST, SQLITE_IDS), &[Arg::Text(&json_ids(message_ids))]).await,
         Db::Postgres(pool) => sqlx::query_as(&SQL.replace(ID_LIST, POSTGRES_IDS)).bind(message_ids).fetch_all(pool).await,
     }
 }

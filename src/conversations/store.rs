@@ -2,7 +2,8 @@
 //! sidebar list, membership changes and read positions.
 
 use crate::store::BeginWrite;
-use crate::store::{Store, now_ms};
+use crate::store::sqlite::Arg;
+use crate::store::{Db, Store, now_ms};
 use crate::store::log::{AppendEvents, Kind, NewEvent};
 use crate::with_db;
 
@@ -181,8 +182,17 @@ async fn sidebar_rows(store: &Store, user_id: i64, only: Option<i64>, channels: 
             (SELECT o.user_id FROM members o WHERE o.conversation_id = c.id AND o.user_id <> $1 LIMIT 1) END
         WHERE m.user_id = $1 AND ($2 = 0 OR c.id = $2) AND ($3 OR c.server_id IS NULL)
         ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 500");
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).bind(channels).fetch_all(pool).await)
+    match &store.db {
+        Db::Sqlite(db) => db.select(sql, &[Arg::Int(user_id), Arg::Int(only.unwrap_or(0)), Arg::Bool(channels)]).await,
+        Db::Postgres(pool) => sqlx::query_as(sql).bind(user_id).bind(only.unwrap_or(0)).bind(channels).fetch_all(pool).await,
+    }
 }
+
+crate::direct_row!(SidebarRow {
+    id, kind, name, last_activity_at, unread, mentioned, last_body, last_kind, last_deleted_at, last_author, last_message_id,
+    other_name, other_id, other_presence, other_last_seen, other_last_seen_audience, other_status_emoji, other_status_text,
+    other_status_expires_at, other_avatar_key, notify_level, muted_until,
+});
 
 #[derive(Clone, sqlx::FromRow)]
 pub struct MemberRow {

@@ -122,7 +122,8 @@ impl Store {
                 .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
-            Db::Sqlite(SqliteDb::new(pool, readers, id))
+            let file: String = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_one(&pool).await?;
+            Db::Sqlite(SqliteDb::new(pool, readers, id, &file))
         };
         Ok(Store { db, id, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
     }

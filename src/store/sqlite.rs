@@ -10,6 +10,12 @@
 //! per statement. Writes never take this path, so a request holding a reader can
 //! always get a writer, and a request that finds no reader free reads through the
 //! pool as before instead of waiting (no request ever waits on another's reader).
+//!
+//! The few reads that return many rows (a page's messages, their reactions, the
+//! sidebar) skip sqlx altogether: [`SqliteDb::select`] runs them on a connection of
+//! our own, on the calling thread, with statements prepared once per connection. sqlx
+//! copies every value of every row on its thread and sends rows one by one; for a
+//! page's ~300 rows that copying and sending cost more than SQLite's own work.
 
 use std::sync::Arc;
 
@@ -30,11 +36,36 @@ pub struct SqliteDb {
     readers: SqlitePool,
     /// Tells this database's readers from another's (tests run many stores at once).
     id: u64,
+    /// Connections for `select`; None for an in-memory database, which a connection
+    /// outside sqlx's pool could not see.
+    direct: Option<Arc<Direct>>,
 }
 
 impl SqliteDb {
-    pub fn new(pool: SqlitePool, readers: SqlitePool, id: u64) -> SqliteDb {
-        SqliteDb { pool, readers, id }
+    /// `file` is the database's path (empty for an in-memory database).
+    pub fn new(pool: SqlitePool, readers: SqlitePool, id: u64, file: &str) -> SqliteDb {
+        let direct = (!file.is_empty()).then(|| Arc::new(Direct { file: file.into(), idle: Default::default() }));
+        SqliteDb { pool, readers, id, direct }
+    }
+
+    /// Rows of a read, decoded into `T` (`direct_row!`), without sqlx when the database
+    /// is a file. `sql` is in SQLite's dialect with `$1`… parameters, as for sqlx.
+    pub async fn select<T>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: DirectRow + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        if let Some(direct) = &self.direct {
+            return direct.select(sql, args).map_err(|error| sqlx::Error::Protocol(format!("{error} in: {}", sql.trim())));
+        }
+        let mut query = sqlx::query_as::<_, T>(sql);
+        for arg in args {
+            query = match *arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+            };
+        }
+        query.fetch_all(self).await
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -70,6 +101,91 @@ impl std::ops::Deref for SqliteDb {
     type Target = SqlitePool;
     fn deref(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// A value bound to a `select`.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+    Bool(bool),
+}
+
+/// A row type `select` can decode without sqlx (see `direct_row!`).
+pub trait DirectRow: Sized {
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// Implements `DirectRow` for a struct whose fields are named as its columns (as
+/// `sqlx::FromRow` expects too).
+#[macro_export]
+macro_rules! direct_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl $crate::store::sqlite::DirectRow for $ty {
+            fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok($ty { $($field: row.get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+
+/// Our own read connections to the database file, idle ones kept for the next read.
+#[derive(Debug)]
+struct Direct {
+    file: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Most idle connections `Direct` keeps; more are opened while more reads run at once.
+const DIRECT_IDLE: usize = 8;
+/// Statements each connection keeps prepared.
+const DIRECT_STATEMENTS: usize = 32;
+
+impl Direct {
+    fn select<T: DirectRow>(&self, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<Vec<T>> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let rows = Self::run(&conn, sql, args);
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < DIRECT_IDLE {
+            idle.push(conn);
+        }
+        rows
+    }
+
+    fn run<T: DirectRow>(conn: &rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<Vec<T>> {
+        let mut statement = conn.prepare_cached(sql)?;
+        // sqlx's `$1` is, to SQLite, a parameter named "$1": bound by name, so the
+        // order in which they first appear does not matter.
+        for (n, arg) in args.iter().enumerate() {
+            let Some(index) = statement.parameter_index(&format!("${}", n + 1))? else { continue };
+            match *arg {
+                Arg::Int(v) => statement.raw_bind_parameter(index, v)?,
+                Arg::Text(v) => statement.raw_bind_parameter(index, v)?,
+                Arg::Bool(v) => statement.raw_bind_parameter(index, v)?,
+            }
+        }
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(T::from_direct(row)?);
+        }
+        Ok(out)
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Reads only: a write here would bypass the store's transactions.
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "mmap_size", super::MMAP_BYTES as i64)?;
+        conn.set_prepared_statement_cache_capacity(DIRECT_STATEMENTS);
+        Ok(conn)
     }
 }
 
