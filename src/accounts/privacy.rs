@@ -130,8 +130,8 @@ pub async fn blocks(store: &Store, blocker: i64, blocked: i64) -> Result<bool, s
 /// Everyone who blocked `viewer`: whose presence and status the viewer must not see.
 pub async fn blockers_of(store: &Store, viewer: i64) -> Result<HashSet<i64>, sqlx::Error> {
     let sql = "SELECT blocker_id FROM blocks WHERE blocked_id = $1";
-    let ids: Vec<i64> = with_db!(store, pool => sqlx::query_scalar(sql).bind(viewer).fetch_all(pool).await?);
-    Ok(ids.into_iter().collect())
+    let ids: Vec<(i64,)> = store.rows(sql, &[crate::store::Arg::Int(viewer)]).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// Everyone `user` blocked.

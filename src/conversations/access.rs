@@ -3,7 +3,6 @@
 
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
-use crate::with_db;
 
 use crate::servers::{self, permissions::Permissions};
 
@@ -45,7 +44,7 @@ async fn require_any(store: &Store, user_id: i64, conversation_id: i64) -> AppRe
                LEFT JOIN notification_settings ns ON ns.user_id = $2 AND ns.conversation_id = c.id
                WHERE c.id = $1";
     type Row = (i64, String, String, i64, String, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
-    let row: Option<Row> = with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(user_id).fetch_optional(pool).await)?;
+    let row: Option<Row> = store.row(sql, &[crate::store::Arg::Int(conversation_id), crate::store::Arg::Int(user_id)]).await?;
     let (id, kind, name, last_message_id, role, last_read_id, server_id, version, level, muted_until) = row.ok_or(AppError::NotFound)?;
     // A channel's member row says VIEW_CHANNEL held when it was last planned; the rest
     // of what one may do there is asked of the permission engine now.

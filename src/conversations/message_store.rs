@@ -126,8 +126,7 @@ pub async fn get(store: &Store, conversation_id: i64, message_id: i64) -> Result
 /// (conversation, id) index): what grouping and day separators compare with.
 pub async fn previous(store: &Store, conversation_id: i64, message_id: i64) -> Result<Option<super::timeline::Prev>, sqlx::Error> {
     let sql = "SELECT author_id, created_at, kind FROM messages WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT 1";
-    let row: Option<(i64, i64, String)> =
-        with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(message_id).fetch_optional(pool).await)?;
+    let row: Option<(i64, i64, String)> = store.row(sql, &[Arg::Int(conversation_id), Arg::Int(message_id)]).await?;
     Ok(row.map(|(author_id, created_at, kind)| super::timeline::Prev { author_id, created_at, system: kind == "system" }))
 }
 
@@ -296,14 +295,6 @@ pub async fn annotations(store: &Store, message_ids: &[i64]) -> Result<Vec<Annot
 
 /// The first message after `last_read_id` that someone else wrote.
 pub async fn first_unread(store: &Store, conversation_id: i64, user_id: i64, last_read_id: i64) -> Result<Option<i64>, sqlx::Error> {
-    with_db!(store, pool => {
-        sqlx::query_scalar(
-            "SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND id > $2 AND author_id <> $3 AND deleted_at IS NULL",
-        )
-        .bind(conversation_id)
-        .bind(last_read_id)
-        .bind(user_id)
-        .fetch_one(pool)
-        .await
-    })
+    let sql = "SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND id > $2 AND author_id <> $3 AND deleted_at IS NULL";
+    store.scalar(sql, &[Arg::Int(conversation_id), Arg::Int(last_read_id), Arg::Int(user_id)]).await
 }

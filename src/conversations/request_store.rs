@@ -8,7 +8,7 @@ use crate::with_db;
 /// How many requests wait for `user_id`.
 pub async fn waiting(store: &Store, user_id: i64) -> Result<i64, sqlx::Error> {
     let sql = "SELECT COUNT(*) FROM message_requests WHERE user_id = $1";
-    with_db!(store, pool => sqlx::query_scalar(sql).bind(user_id).fetch_one(pool).await)
+    store.scalar(sql, &[crate::store::Arg::Int(user_id)]).await
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -246,8 +246,13 @@ pub async fn members(store: &Store, conversation_id: i64) -> Result<Vec<MemberRo
                       u.last_seen_audience, u.status_emoji, u.status_text, u.status_expires_at, u.avatar_key
                FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = $1
                ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, m.joined_at, m.user_id";
-    with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).fetch_all(pool).await)
+    store.rows(sql, &[Arg::Int(conversation_id)]).await
 }
+
+crate::direct_row!(MemberRow {
+    user_id, username, display_name, role, joined_at, last_read_id, presence, last_seen_at, last_seen_audience,
+    status_emoji, status_text, status_expires_at, avatar_key,
+});
 
 /// Runs one statement and, when it changed a row, appends `event` in the same
 /// transaction. True when a row changed.

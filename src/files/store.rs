@@ -65,10 +65,12 @@ pub async fn for_messages(store: &Store, message_ids: &[i64]) -> Result<Vec<Atta
     }
     let sql = format!("SELECT {COLUMNS} FROM attachments a WHERE a.message_id IN ({ID_LIST}) ORDER BY a.message_id, a.position, a.id");
     match &store.db {
-        Db::Sqlite(pool) => sqlx::query_as(&sql.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(message_ids)).fetch_all(pool).await,
+        Db::Sqlite(db) => db.select(&sql.replace(ID_LIST, SQLITE_IDS), &[crate::store::Arg::Text(&json_ids(message_ids))]).await,
         Db::Postgres(pool) => sqlx::query_as(&sql.replace(ID_LIST, POSTGRES_IDS)).bind(message_ids).fetch_all(pool).await,
     }
 }
+
+crate::direct_row!(AttachmentRow { id, conversation_id, message_id, name, content_type, size, object_key, thumb_key, width, height });
 
 /// An attachment of a live (not deleted) message in `conversation_id`: what may be served.
 pub async fn shown(store: &Store, conversation_id: i64, attachment_id: i64) -> Result<Option<AttachmentRow>, sqlx::Error> {

@@ -116,8 +116,10 @@ pub async fn rail(store: &Store, user_id: i64) -> Result<Vec<RailRow>, sqlx::Err
               WHERE m.user_id = $1 AND c.server_id = s.id) AS mentioned, s.icon_key
         FROM server_members sm JOIN servers s ON s.id = sm.server_id
         WHERE sm.user_id = $1 ORDER BY sm.joined_at, s.id";
-    with_db!(store, pool => sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)
+    store.rows(sql, &[crate::store::Arg::Int(user_id)]).await
 }
+
+crate::direct_row!(RailRow { id, name, unread, mentioned, icon_key });
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ChannelState {

@@ -72,6 +72,9 @@ pub struct Ringing {
     pub group: String,
 }
 
+crate::direct_row!(Call { id, conversation_id, started_by, video, started_at, answered_at, ended_at, outcome });
+crate::direct_row!(Ringing { call_id, conversation_id, user_id, caller, video, group });
+
 const COLUMNS: &str = "id, conversation_id, started_by, video, started_at, answered_at, ended_at, outcome";
 
 pub async fn by_id(store: &Store, id: i64) -> Result<Option<Call>, sqlx::Error> {
@@ -82,7 +85,7 @@ pub async fn by_id(store: &Store, id: i64) -> Result<Option<Call>, sqlx::Error> 
 /// The conversation's call that has not ended, if any.
 pub async fn ongoing(store: &Store, conversation_id: i64) -> Result<Option<Call>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM calls WHERE conversation_id = $1 AND ended_at IS NULL");
-    with_db!(store, pool => sqlx::query_as(&sql).bind(conversation_id).fetch_optional(pool).await)
+    store.row(&sql, &[super::Arg::Int(conversation_id)]).await
 }
 
 /// Starts a call, or finds the one already going on; true when this started it.
@@ -153,7 +156,7 @@ const RINGING: &str = concat!(
 /// else less than `ring_ms` ago, not yet joined or declined by them.
 pub async fn ringing(store: &Store, user_id: i64, ring_ms: i64) -> Result<Vec<Ringing>, sqlx::Error> {
     let sql = format!("{RINGING} AND m.user_id = $1 AND c.started_at > $2 ORDER BY c.started_at");
-    with_db!(store, pool => sqlx::query_as(&sql).bind(user_id).bind(now_ms() - ring_ms).fetch_all(pool).await)
+    store.rows(&sql, &[super::Arg::Int(user_id), super::Arg::Int(now_ms() - ring_ms)]).await
 }
 
 /// The call's banners for everyone it still rings for (not the caller, nobody who

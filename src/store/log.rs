@@ -198,8 +198,7 @@ pub async fn for_user(store: &Store, user_id: i64, after: i64, upto: i64, limit:
 
 /// The newest event id (0 before the first event): the cursor a page is rendered at.
 pub async fn newest(store: &Store) -> Result<i64, sqlx::Error> {
-    let sql = "SELECT COALESCE(MAX(id), 0) FROM events";
-    with_db!(store, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+    store.scalar("SELECT COALESCE(MAX(id), 0) FROM events", &[]).await
 }
 
 /// The oldest id still kept; a cursor before `oldest - 1` has lost events to pruning.

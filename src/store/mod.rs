@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use sqlite::SqliteDb;
+pub use sqlite::{Arg, DirectRow, SqliteDb};
 
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -126,6 +126,44 @@ impl Store {
             Db::Sqlite(SqliteDb::new(pool, readers, id, &file))
         };
         Ok(Store { db, id, commits: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
+    }
+
+    /// A read's rows, the same SQL on either database (`$1`… parameters); on a SQLite
+    /// file without sqlx (`sqlite`). For the reads every page makes.
+    pub async fn rows<T>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: DirectRow + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        match &self.db {
+            Db::Sqlite(db) => db.select(sql, args).await,
+            Db::Postgres(pool) => {
+                let mut query = sqlx::query_as::<_, T>(sql);
+                for arg in args {
+                    query = match *arg {
+                        Arg::Int(v) => query.bind(v),
+                        Arg::Text(v) => query.bind(v),
+                        Arg::Bool(v) => query.bind(v),
+                    };
+                }
+                query.fetch_all(pool).await
+            }
+        }
+    }
+
+    /// The first row of `rows`, if any.
+    pub async fn row<T>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>, sqlx::Error>
+    where
+        T: DirectRow + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        Ok(self.rows(sql, args).await?.into_iter().next())
+    }
+
+    /// The one value a read returns (`COUNT(*)`, `MAX(…)`).
+    pub async fn scalar<T>(&self, sql: &str, args: &[Arg<'_>]) -> Result<T, sqlx::Error>
+    where
+        (T,): DirectRow + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        self.row::<(T,)>(sql, args).await?.map(|(value,)| value).ok_or(sqlx::Error::RowNotFound)
     }
 
     /// Tells the realtime side that events were committed.

@@ -130,6 +130,27 @@ macro_rules! direct_row {
     };
 }
 
+/// Tuples decode by position, as sqlx's do.
+macro_rules! direct_tuple {
+    ($($t:ident $n:tt),+) => {
+        impl<$($t: rusqlite::types::FromSql),+> DirectRow for ($($t,)+) {
+            fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, $t>($n)?,)+))
+            }
+        }
+    };
+}
+direct_tuple!(A 0);
+direct_tuple!(A 0, B 1);
+direct_tuple!(A 0, B 1, C 2);
+direct_tuple!(A 0, B 1, C 2, D 3);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+direct_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+
 /// Our own read connections to the database file, idle ones kept for the next read.
 #[derive(Debug)]
 struct Direct {
