@@ -142,7 +142,7 @@ pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<MessageRow>, sql
     }
     let sql = format!("{SELECT} WHERE m.id IN ({})", ID_LIST);
     match &store.db {
-        Db::Sqlite(pool) => sqlx::query_as(&sql.replace(ID_LIST, SQLITE_IDS)).bind(json_ids(ids)).fetch_all(pool).await,
+        Db::Sqlite(db) => db.select(&sql.replace(ID_LIST, SQLITE_IDS), &[Arg::Text(&json_ids(ids))]).await,
         Db::Postgres(pool) => sqlx::query_as(&sql.replace(ID_LIST, POSTGRES_IDS)).bind(ids).fetch_all(pool).await,
     }
 }

@@ -12,7 +12,6 @@ use crate::conversations::store as conversation_store;
 use crate::conversations::views::{self, MessageFragment, SeenFragment};
 use crate::error::AppResult;
 use crate::store::Store;
-use crate::with_db;
 
 use super::delivery::{Delivery, MessageFacts, frame};
 use super::zoned::ZonedFrames;
@@ -50,13 +49,18 @@ struct ConversationRow {
     last_message_id: i64,
 }
 
+crate::direct_row!(ConversationRow { id, kind, name, last_message_id });
+
 async fn conversations(store: &Store, ids: &[i64]) -> Result<HashMap<i64, ConversationRow>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!("SELECT id, kind, name, last_message_id FROM conversations WHERE id IN ({list})");
-    let rows: Vec<ConversationRow> = with_db!(store, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+    use crate::conversations::message_store::{ID_LIST, POSTGRES_IDS, SQLITE_IDS, json_ids};
+    let sql = format!("SELECT id, kind, name, last_message_id FROM conversations WHERE id IN ({ID_LIST})");
+    let rows: Vec<ConversationRow> = match &store.db {
+        crate::store::Db::Sqlite(db) => db.select(&sql.replace(ID_LIST, SQLITE_IDS), &[crate::store::Arg::Text(&json_ids(ids))]).await?,
+        crate::store::Db::Postgres(pool) => sqlx::query_as(&sql.replace(ID_LIST, POSTGRES_IDS)).bind(ids).fetch_all(pool).await?,
+    };
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
 }
 

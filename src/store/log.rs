@@ -178,7 +178,7 @@ pub async fn append(store: &Store, events: &[NewEvent]) -> Result<(), sqlx::Erro
 /// Events after `after`, oldest first, at most `limit`.
 pub async fn after(store: &Store, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     let sql = "SELECT id, conversation_id, user_id, kind, subject_id FROM events WHERE id > $1 ORDER BY id LIMIT $2";
-    let rows: Vec<Row> = with_db!(store, pool => sqlx::query_as(sql).bind(after).bind(limit).fetch_all(pool).await?);
+    let rows: Vec<Row> = store.rows(sql, &[super::Arg::Int(after), super::Arg::Int(limit)]).await?;
     Ok(from_rows(rows))
 }
 
@@ -191,8 +191,8 @@ pub async fn for_user(store: &Store, user_id: i64, after: i64, upto: i64, limit:
                  AND (e.conversation_id IN (SELECT conversation_id FROM members WHERE user_id = $3)
                       OR (e.user_id = $3 AND e.kind = 'left'))
                ORDER BY e.id LIMIT $4";
-    let rows: Vec<Row> =
-        with_db!(store, pool => sqlx::query_as(sql).bind(after).bind(upto).bind(user_id).bind(limit).fetch_all(pool).await?);
+    use super::Arg::Int;
+    let rows: Vec<Row> = store.rows(sql, &[Int(after), Int(upto), Int(user_id), Int(limit)]).await?;
     Ok(from_rows(rows))
 }
 
