@@ -136,17 +136,7 @@ impl Store {
     {
         match &self.db {
             Db::Sqlite(db) => db.select(sql, args).await,
-            Db::Postgres(pool) => {
-                let mut query = sqlx::query_as::<_, T>(sql);
-                for arg in args {
-                    query = match *arg {
-                        Arg::Int(v) => query.bind(v),
-                        Arg::Text(v) => query.bind(v),
-                        Arg::Bool(v) => query.bind(v),
-                    };
-                }
-                query.fetch_all(pool).await
-            }
+            Db::Postgres(pool) => crate::bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_all(pool).await,
         }
     }
 

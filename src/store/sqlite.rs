@@ -11,11 +11,13 @@
 //! always get a writer, and a request that finds no reader free reads through the
 //! pool as before instead of waiting (no request ever waits on another's reader).
 //!
-//! The few reads that return many rows (a page's messages, their reactions, the
-//! sidebar) skip sqlx altogether: [`SqliteDb::select`] runs them on a connection of
+//! The reads every page makes skip sqlx altogether (`Store::rows`, and
+//! [`SqliteDb::select`] where the SQL differs by backend): they run on connections of
 //! our own, on the calling thread, with statements prepared once per connection. sqlx
 //! copies every value of every row on its thread and sends rows one by one; for a
-//! page's ~300 rows that copying and sending cost more than SQLite's own work.
+//! page's ~300 rows that copying and sending cost more than SQLite's own work. A read
+//! blocks its runtime thread for its duration (well under a millisecond for a page);
+//! in WAL mode readers never wait for writers, so it does not wait on anyone else.
 
 use std::sync::Arc;
 
@@ -55,17 +57,14 @@ impl SqliteDb {
         T: DirectRow + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
     {
         if let Some(direct) = &self.direct {
-            return direct.select(sql, args).map_err(|error| sqlx::Error::Protocol(format!("{error} in: {}", sql.trim())));
+            let rows = direct.select(sql, args).map_err(|error| sqlx::Error::Protocol(format!("{error} in: {}", sql.trim())));
+            // The read never waited, so a loop of reads (following the log while
+            // writers append) would never let the writers run: it counts against the
+            // task's budget like any I/O, and yields when that is spent.
+            tokio::task::coop::consume_budget().await;
+            return rows;
         }
-        let mut query = sqlx::query_as::<_, T>(sql);
-        for arg in args {
-            query = match *arg {
-                Arg::Int(v) => query.bind(v),
-                Arg::Text(v) => query.bind(v),
-                Arg::Bool(v) => query.bind(v),
-            };
-        }
-        query.fetch_all(self).await
+        crate::bind_args!(sqlx::query_as::<_, T>(sql), args).fetch_all(self).await
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -110,6 +109,22 @@ pub enum Arg<'a> {
     Int(i64),
     Text(&'a str),
     Bool(bool),
+}
+
+/// A sqlx query with `args` bound in order (either backend).
+#[macro_export]
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                $crate::store::Arg::Int(v) => query.bind(v),
+                $crate::store::Arg::Text(v) => query.bind(v),
+                $crate::store::Arg::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
 }
 
 /// A row type `select` can decode without sqlx (see `direct_row!`).

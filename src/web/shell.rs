@@ -49,7 +49,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     let nonce = fresh_nonce();
     let is_htmx = request.headers().contains_key("hx-request");
     let fragment = wants_fragment(request.headers());
-    // Every request's reads share one SQLite connection (`store::sqlite`).
+    // The reads a request makes through sqlx share one SQLite connection (`store::sqlite`).
     let mut response = NONCE.scope(nonce.clone(), crate::store::sqlite::reading(next.run(request))).await;
 
     if let Some(info) = error_info(&response) {
