@@ -54,8 +54,7 @@ async fn may_call(state: &AppState, access: &Access) -> AppResult<()> {
 /// The title the viewer sees for the conversation (the other person, in a DM).
 async fn title(state: &AppState, access: &Access) -> AppResult<String> {
     let members = crate::conversations::store::members(&state.store, access.conversation.id).await?;
-    let other = members.iter().find(|m| m.user_id != access.user_id).map(|m| m.name());
-    Ok(crate::conversations::views::title(&access.conversation.kind, &access.conversation.name, other))
+    Ok(crate::conversations::conversation_title(access, &members))
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ pub mod views;
 pub mod writer;
 
 pub use messages::post_system;
+pub use pages::conversation_title;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
