@@ -14,6 +14,7 @@
 //! cargo bench --bench reale_load -- channel [--members 10000] [--users 1000] [--channels 100] [--subs 10000] [--rates 10,50,100]
 //! cargo bench --bench reale_load -- files [--uploads 100] [--mb 10]
 //! cargo bench --bench reale_load -- voice [--joins 100] [--sizes 5,10,20,30,40,50,60] [--rooms 5,10,20,40,60]
+//! (REALE_LOAD_SERVER=path runs that server binary instead of this build's, for before/after runs)
 //! (all: [--secs 10] [--server-cpu 0] [--gen-cpu 1] [--timeout 3600] [--quiet-wait 300]; rooms/cross: [--streams-per-user 1])
 //!
 //! Users are few (argon2 makes each registration tens of ms of server CPU) and hold
@@ -231,7 +232,9 @@ impl Server {
                 cmd
             }
             None => {
-                let mut cmd = Command::new(env!("CARGO_BIN_EXE_reale"));
+                // REALE_LOAD_SERVER runs another build (say, the commit before) for a before/after.
+                let server = std::env::var("REALE_LOAD_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_reale").into());
+                let mut cmd = Command::new(server);
                 // A clean environment (no stray DATABASE_URL/REDIS_URL); per-request INFO logs
                 // would cost the server a write per request, so warnings only.
                 cmd.args(args).env_clear().env("RUST_LOG", "warn");

@@ -23,9 +23,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 pub use config::Config;
 pub use state::AppState;
@@ -120,19 +117,9 @@ pub fn app(state: AppState) -> Router {
         .layer(accounts::session::layer(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::csrf::guard))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(AppError::Internal("panic in handler".into()))
-        }))
+        .layer(axum::middleware::from_fn(web::trace::catch_panic))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::shell::layer))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &axum::http::Request<_>| {
-                    // Path only: queries may hold search terms, and headers hold cookies.
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
-        )
+        .layer(axum::middleware::from_fn(web::trace::log))
         .with_state(state)
 }
 
@@ -192,7 +179,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "reale=info,tower_http=info,warn".into()),
+                .unwrap_or_else(|_| "reale=info,warn".into()),
         )
         .init();
     tune_process();

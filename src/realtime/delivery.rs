@@ -34,16 +34,20 @@ pub struct Delivery {
 }
 
 /// Most badges distinct counts kept per delivery; beyond, frames are rendered per stream.
-const MAX_BADGE_FRAMES: usize = 16;
+const MAX_BADGE_FRAMES: usize = 32;
 
 /// Unread badges differ per viewer, but in a group most viewers' counts are the same:
 /// each distinct (unread, mentioned) pair is rendered once per delivery and its bytes
-/// shared, instead of a template render and three allocations for every stream.
+/// shared, instead of a template render and three allocations for every stream. Keyed
+/// also by whether the frame is the badge alone or the badge joined to the shared frame.
 #[derive(Debug, Default)]
-pub struct BadgeFrames(std::sync::Mutex<Vec<((i64, i64), Bytes)>>);
+pub struct BadgeFrames(std::sync::Mutex<Vec<(BadgeKey, Bytes)>>);
+
+/// (unread, mentioned), and whether the shared frame follows in the same bytes.
+pub type BadgeKey = ((i64, i64), bool);
 
 impl BadgeFrames {
-    pub fn get_or<E>(&self, counts: (i64, i64), render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
+    pub fn get_or<E>(&self, counts: BadgeKey, render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
         let mut frames = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((_, bytes)) = frames.iter().find(|(key, _)| *key == counts) {
             return Ok(bytes.clone());

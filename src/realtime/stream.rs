@@ -5,7 +5,10 @@
 //! their removal from a conversation).
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use askama::Template;
@@ -14,6 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hyper::body::Frame;
 use serde::Deserialize;
 
 use crate::accounts::MaybeUser;
@@ -47,6 +51,9 @@ struct Badge {
     last_message_id: i64,
 }
 
+/// One tab's stream, and the response body it writes: polled by hyper directly, so a
+/// delivery costs no future built and moved per frame (the body was an `unfold` of
+/// `next()`, whose state, the whole stream, moved in and out for every frame).
 struct Stream {
     user_id: i64,
     store: Store,
@@ -58,8 +65,25 @@ struct Stream {
     badges: HashMap<i64, Badge>,
     /// The viewer's time zone when not UTC (UTC viewers take the shared frame as is).
     zone: Option<crate::web::time::Zone>,
-    heartbeat: tokio::time::Interval,
+    heartbeat: Pin<Box<tokio::time::Sleep>>,
+    /// A delivery whose handling waits for the database (rare: a read that did not
+    /// catch up, a conversation joined), boxed so an idle stream stays small; nothing
+    /// else is taken from `rx` until it is done, so order holds.
+    lookup: Option<Pin<Box<dyn Future<Output = AppResult<(Arc<Delivery>, Found)>> + Send>>>,
     done: bool,
+}
+
+/// What a delivery about the viewer themselves needs from the database first.
+enum Lookup {
+    /// Their read position moved, but not to the end: their counts are read again.
+    Read,
+    /// They joined: their badge, and the sidebar entry as they see it.
+    Joined,
+}
+
+enum Found {
+    Read { unread: i64, mentioned: i64 },
+    Joined(Option<(Badge, Option<String>)>),
 }
 
 impl Drop for Stream {
@@ -113,7 +137,8 @@ pub async fn events(
         last_id: snapshot,
         badges: HashMap::new(),
         zone: Some(user.zone.clone()).filter(|zone| !zone.is_utc()),
-        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
+        heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+        lookup: None,
         done: false,
     };
     if first {
@@ -136,7 +161,7 @@ pub async fn events(
             Some(events) => {
                 stream.last_id = cursor;
                 for delivery in render::render(&state.store, &events).await? {
-                    stream.handle(&delivery).await?;
+                    stream.replay(delivery).await?;
                 }
             }
         }
@@ -146,11 +171,7 @@ pub async fn events(
         stream.queue.push_back(named_frame("resync", None, "reload"));
     }
 
-    let body = futures_util::stream::unfold(stream, |mut stream| async move {
-        let next = stream.next().await?;
-        Some((Ok::<Bytes, std::convert::Infallible>(next), stream))
-    });
-    let mut response = Body::from_stream(body).into_response();
+    let mut response = Body::new(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -171,43 +192,85 @@ fn too_many_streams() -> Response {
     response
 }
 
-impl Stream {
-    /// The next bytes to write, or None when the stream is over.
-    async fn next(&mut self) -> Option<Bytes> {
+impl hyper::body::Body for Stream {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
         loop {
-            if let Some(bytes) = self.queue.pop_front() {
-                return Some(bytes);
+            if let Some(bytes) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
-            if self.done {
-                return None;
+            if this.done {
+                return Poll::Ready(None);
             }
-            tokio::select! {
-                delivery = self.rx.recv() => match delivery {
-                    Some(delivery) => {
-                        if self.handle(&delivery).await.is_err() {
-                            // Could not add this viewer's touches: end, and let the
-                            // browser resume from its cursor.
-                            self.done = true;
-                        }
+            if let Some(lookup) = this.lookup.as_mut() {
+                let result = ready!(lookup.as_mut().poll(cx));
+                this.lookup = None;
+                match result {
+                    Ok((delivery, found)) => this.finish(&delivery, found),
+                    // Could not add this viewer's touches: end, and let the browser
+                    // resume from its cursor.
+                    Err(_) => this.done = true,
+                }
+                continue;
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(delivery)) => {
+                    if this.take(delivery).is_err() {
+                        this.done = true;
                     }
-                    None => self.done = true,
-                },
-                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": ping\n\n")),
+                    continue;
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    continue;
+                }
+                Poll::Pending => {}
             }
+            ready!(this.heartbeat.as_mut().poll(cx));
+            this.heartbeat.as_mut().reset(tokio::time::Instant::now() + HEARTBEAT);
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b": ping\n\n")))));
         }
+    }
+}
+
+impl Stream {
+    /// A replayed delivery, handled to the end before the stream is returned.
+    async fn replay(&mut self, delivery: Arc<Delivery>) -> AppResult<()> {
+        if let Some(lookup) = self.handle(&delivery)? {
+            let found = look_up(self.store.clone(), self.realtime.clone(), self.user_id, delivery.conversation_id, lookup).await?;
+            self.finish(&delivery, found);
+        }
+        Ok(())
+    }
+
+    /// A live delivery: handled now, or after its lookup (boxed, polled by `poll_frame`).
+    fn take(&mut self, delivery: Arc<Delivery>) -> AppResult<()> {
+        if let Some(lookup) = self.handle(&delivery)? {
+            let (store, realtime, me, c) = (self.store.clone(), self.realtime.clone(), self.user_id, delivery.conversation_id);
+            self.lookup = Some(Box::pin(async move {
+                let found = look_up(store, realtime, me, c, lookup).await?;
+                Ok((delivery, found))
+            }));
+        }
+        Ok(())
     }
 
     /// Queues a delivery's frames: the viewer's own touches first (without an id),
-    /// then the shared frame, whose id moves the browser's cursor.
-    async fn handle(&mut self, delivery: &Delivery) -> AppResult<()> {
+    /// then the shared frame, whose id moves the browser's cursor. A delivery about
+    /// the viewer that needs the database stops short and returns what to look up;
+    /// `finish` then completes it.
+    fn handle(&mut self, delivery: &Delivery) -> AppResult<Option<Lookup>> {
         if delivery.revoke {
             self.queue.push_back(named_frame("resync", None, "signed out"));
             self.done = true;
-            return Ok(());
+            return Ok(None);
         }
         if let Some(id) = delivery.id() {
             if id <= self.last_id {
-                return Ok(());
+                return Ok(None);
             }
             self.last_id = id;
         }
@@ -218,6 +281,8 @@ impl Stream {
             let html = TypingFragment { t: TypingView { conversation_id: c, text } }.render()?;
             self.queue.push_back(frame(None, &place(Op::Replace, &html)?));
         }
+        // The badge's new counts, when they changed: sent with the shared frame.
+        let mut badge_counts = None;
         if let (Some(event), Some(facts)) = (delivery.event, &delivery.message) {
             let message_id = event.subject_id.unwrap_or(0);
             if let Some(badge) = self.badges.get_mut(&c)
@@ -237,11 +302,7 @@ impl Stream {
                 // messages, system lines): no frame for those.
                 let counts = (badge.unread, badge.mentioned);
                 if counts != before {
-                    let bytes = delivery.badges.get_or(counts, || -> AppResult<Bytes> {
-                        let html = Badges { b: BadgeView { id: c, unread: counts.0, mentioned: counts.1 } }.render()?;
-                        Ok(frame(None, &place(Op::Replace, &html)?))
-                    })?;
-                    self.queue.push_back(bytes);
+                    badge_counts = Some(counts);
                 }
             }
         }
@@ -249,33 +310,13 @@ impl Stream {
             match event.kind {
                 Kind::Read => {
                     let read = event.subject_id.unwrap_or(0);
-                    let caught_up = self.badges.get(&c).is_some_and(|b| read >= b.last_message_id);
-                    let (unread, mentioned) = if caught_up {
-                        (0, 0)
-                    } else {
-                        // Boxed, like every query here: the futures of rare queries would
-                        // otherwise make every idle stream's waiting state ≈11 KB.
-                        match Box::pin(conversation_store::sidebar_row(&self.store, me, c)).await? {
-                            Some(row) => (row.unread, row.mentioned),
-                            None => (0, 0),
-                        }
-                    };
-                    if let Some(badge) = self.badges.get_mut(&c) {
-                        badge.unread = unread;
-                        badge.mentioned = mentioned;
+                    if !self.badges.get(&c).is_some_and(|b| read >= b.last_message_id) {
+                        return Ok(Some(Lookup::Read));
                     }
-                    let html = Badges { b: BadgeView { id: c, unread, mentioned } }.render()?;
-                    self.queue.push_back(frame(None, &place(Op::Replace, &html)?));
+                    self.finish(delivery, Found::Read { unread: 0, mentioned: 0 });
+                    return Ok(None);
                 }
-                Kind::Joined => {
-                    // One boxed step: the row is never held in the stream's own future.
-                    if let Some((badge, html)) = Box::pin(joined(&self.store, &self.realtime, me, c)).await? {
-                        self.badges.insert(c, badge);
-                        if let Some(html) = html {
-                            self.queue.push_back(frame(None, &place(Op::IntoTop("#conversation-list"), &html)?));
-                        }
-                    }
-                }
+                Kind::Joined => return Ok(Some(Lookup::Joined)),
                 Kind::Left => {
                     // The shared frame shows the conversation as it is now (its name,
                     // its member count): the person who left learns nothing more, so
@@ -284,20 +325,92 @@ impl Stream {
                     let mut html = place(Op::Remove(&format!("sidebar-{c}")), "")?;
                     place_into(&mut html, Op::Replace, &RemovedFragment { conversation_id: c }.render()?)?;
                     self.queue.push_back(frame(Some(event.id), &html));
-                    return Ok(());
+                    return Ok(None);
                 }
                 _ => {}
             }
         }
-        let shared = match (&self.zone, &delivery.zoned) {
-            (Some(zone), Some(zoned)) => zoned.frame_for(zone)?,
-            _ => delivery.frame.clone(),
+        self.push_shared(delivery, badge_counts)?;
+        Ok(None)
+    }
+
+    /// Completes a delivery about the viewer once its lookup is done.
+    fn finish(&mut self, delivery: &Delivery, found: Found) {
+        let c = delivery.conversation_id;
+        let touched = match found {
+            Found::Read { unread, mentioned } => {
+                if let Some(badge) = self.badges.get_mut(&c) {
+                    badge.unread = unread;
+                    badge.mentioned = mentioned;
+                }
+                badge_frame(c, (unread, mentioned)).map(|bytes| self.queue.push_back(bytes))
+            }
+            Found::Joined(None) => Ok(()),
+            Found::Joined(Some((badge, html))) => {
+                self.badges.insert(c, badge);
+                match html {
+                    Some(html) => place(Op::IntoTop("#conversation-list"), &html)
+                        .map(|html| self.queue.push_back(frame(None, &html)))
+                        .map_err(crate::error::AppError::from),
+                    None => Ok(()),
+                }
+            }
         };
-        if !shared.is_empty() {
-            self.queue.push_back(shared);
+        if touched.and_then(|()| self.push_shared(delivery, None)).is_err() {
+            self.done = true;
+        }
+    }
+
+    /// Queues the shared frame (in the viewer's zone), after the viewer's new badge
+    /// counts if they changed. For UTC viewers both go as one chunk, joined once per
+    /// distinct counts and shared: one write and one frame per delivery, not two.
+    fn push_shared(&mut self, delivery: &Delivery, badge_counts: Option<(i64, i64)>) -> AppResult<()> {
+        let c = delivery.conversation_id;
+        let shared = match (&self.zone, &delivery.zoned) {
+            (Some(zone), Some(zoned)) => Some(zoned.frame_for(zone)?),
+            _ => None,
+        };
+        match (badge_counts, shared) {
+            (Some(counts), None) if !delivery.frame.is_empty() => {
+                let bytes = delivery.badges.get_or((counts, true), || -> AppResult<Bytes> {
+                    // Rendered here, not through the cache: its lock is held.
+                    let badge = badge_frame(c, counts)?;
+                    let mut joined = bytes::BytesMut::with_capacity(badge.len() + delivery.frame.len());
+                    joined.extend_from_slice(&badge);
+                    joined.extend_from_slice(&delivery.frame);
+                    Ok(joined.freeze())
+                })?;
+                self.queue.push_back(bytes);
+            }
+            (counts, shared) => {
+                if let Some(counts) = counts {
+                    self.queue.push_back(delivery.badges.get_or((counts, false), || badge_frame(c, counts))?);
+                }
+                let shared = shared.unwrap_or_else(|| delivery.frame.clone());
+                if !shared.is_empty() {
+                    self.queue.push_back(shared);
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// A conversation's unread badge as a frame.
+fn badge_frame(c: i64, (unread, mentioned): (i64, i64)) -> AppResult<Bytes> {
+    let html = Badges { b: BadgeView { id: c, unread, mentioned } }.render()?;
+    Ok(frame(None, &place(Op::Replace, &html)?))
+}
+
+/// What `lookup` needs from the database, read off the stream's own future.
+async fn look_up(store: Store, realtime: Arc<Realtime>, me: i64, c: i64, lookup: Lookup) -> AppResult<Found> {
+    Ok(match lookup {
+        Lookup::Read => match conversation_store::sidebar_row(&store, me, c).await? {
+            Some(row) => Found::Read { unread: row.unread, mentioned: row.mentioned },
+            None => Found::Read { unread: 0, mentioned: 0 },
+        },
+        Lookup::Joined => Found::Joined(joined(&store, &realtime, me, c).await?),
+    })
 }
 
 /// The notice that replaces a conversation its viewer no longer belongs to.
@@ -337,33 +450,68 @@ async fn joined(store: &Store, realtime: &Realtime, me: i64, c: i64) -> AppResul
 
 #[cfg(test)]
 mod tests {
-    /// What an idle stream holds while it waits is the `next()` future: it must stay
-    /// small (unboxed queries in `handle` made it ≈11 KB per connection).
-    #[tokio::test]
-    async fn an_idle_stream_holds_little() {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn stream_of(user_id: i64, conversation: i64) -> (Stream, tokio::sync::mpsc::Sender<Arc<Delivery>>) {
         let store = crate::store::Store::connect("sqlite::memory:").await.expect("db");
-        let realtime = std::sync::Arc::new(super::Realtime {
+        let realtime = Arc::new(Realtime {
             hub: Default::default(),
             typing: Default::default(),
             bus: None,
             leaving: Default::default(),
             recheck: Default::default(),
         });
-        let (_tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut stream = super::Stream {
-            user_id: 1,
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let badges = HashMap::from([(conversation, Badge { unread: 0, mentioned: 0, last_message_id: 0 })]);
+        let stream = Stream {
+            user_id,
             store,
             realtime,
             stream_id: 1,
             rx,
             queue: Default::default(),
             last_id: 0,
-            badges: Default::default(),
+            badges,
             zone: None,
-            heartbeat: tokio::time::interval(std::time::Duration::from_secs(1)),
-            done: true,
+            heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+            lookup: None,
+            done: false,
         };
-        let waiting = std::mem::size_of_val(&stream.next());
-        assert!(waiting < 1024, "the waiting future takes {waiting} bytes");
+        (stream, tx)
+    }
+
+    /// What an idle stream holds is the stream itself (hyper polls it as the body):
+    /// rare lookups are boxed so that every waiting connection stays small.
+    #[test]
+    fn an_idle_stream_holds_little() {
+        let size = std::mem::size_of::<Stream>();
+        assert!(size < 512, "a stream takes {size} bytes");
+    }
+
+    /// A message that changes a viewer's badge reaches them as one chunk (badge, then
+    /// the message with its id), and every viewer with the same counts shares its bytes.
+    #[tokio::test]
+    async fn a_badge_change_and_its_message_are_one_shared_chunk() {
+        let event = log::Event { id: 7, conversation_id: 3, user_id: Some(2), kind: Kind::Message, subject_id: Some(40) };
+        let delivery = Arc::new(Delivery {
+            event: Some(event),
+            message: Some(super::super::delivery::MessageFacts { author_id: 2, counts: true, mentions: vec![] }),
+            ..Delivery::ephemeral(3, frame(Some(7), "<p>hello</p>"))
+        });
+        let mut chunks = Vec::new();
+        for viewer in [10, 11] {
+            let (mut stream, tx) = stream_of(viewer, 3).await;
+            tx.send(delivery.clone()).await.expect("sent");
+            drop(tx);
+            let first = stream.frame().await.expect("a frame").expect("infallible").into_data().expect("data");
+            assert!(stream.frame().await.is_none(), "nothing after the one chunk");
+            chunks.push(first);
+        }
+        let text = String::from_utf8_lossy(&chunks[0]);
+        let badge = text.find("1 unread").expect("the badge");
+        let message = text.find("id: 7\ndata: <p>hello</p>").expect("the message");
+        assert!(badge < message, "badge first, then the message: {text}");
+        assert_eq!(chunks[0].as_ptr(), chunks[1].as_ptr(), "the second viewer shares the first one's bytes");
     }
 }

@@ -13,5 +13,6 @@ pub mod ratelimit;
 pub mod request;
 pub mod shell;
 pub mod time;
+pub mod trace;
 
 pub use form::Form;
