@@ -44,7 +44,7 @@ impl Statements {
                 "INSERT INTO {table} (id, data, expiry_date) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date"
             ),
-            load: format!("SELECT data FROM {table} WHERE id = $1 AND expiry_date > $2"),
+            load: format!("SELECT data FROM {table} WHERE id = $1"),
             delete: format!("DELETE FROM {table} WHERE id = $1"),
             sweep: format!("DELETE FROM {table} WHERE expiry_date < $1"),
         }
@@ -129,13 +129,16 @@ impl SessionStore for DbSessions {
         Ok(())
     }
 
+    /// Every request reads its session, so on SQLite this is a direct read
+    /// (`Store::row`). The record carries the expiry it was stored with (the
+    /// `expiry_date` column is written from it), so an expired session is refused
+    /// here instead of in SQL, which would need sqlx's encoding of the time.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let (id, now, sql) = (id.to_string(), OffsetDateTime::now_utc(), &self.sql.load);
-        let data: Option<Vec<u8>> =
-            with_db!(self.store, pool => sqlx::query_scalar(sql).bind(id).bind(now).fetch_optional(pool).await)
-        .map_err(backend)?;
-        data.map(|bytes| rmp_serde::from_slice(&bytes).map_err(|e| session_store::Error::Decode(e.to_string())))
-            .transpose()
+        let id = id.to_string();
+        let data: Option<(Vec<u8>,)> = self.store.row(&self.sql.load, &[crate::store::Arg::Text(&id)]).await.map_err(backend)?;
+        let Some((bytes,)) = data else { return Ok(None) };
+        let record: Record = rmp_serde::from_slice(&bytes).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok((record.expiry_date > OffsetDateTime::now_utc()).then_some(record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

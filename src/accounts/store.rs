@@ -85,8 +85,7 @@ pub async fn create_device(store: &Store, user_id: i64, user_agent: &str, ip: &s
 pub async fn user_for_device(store: &Store, device_id: i64) -> Result<Option<(CurrentUser, i64)>, sqlx::Error> {
     let sql = "SELECT u.id, u.username, u.display_name, u.is_admin, d.last_active_at, u.time_zone
                FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1";
-    let row: Option<(i64, String, String, bool, i64, String)> =
-        with_db!(store, pool => sqlx::query_as(sql).bind(device_id).fetch_optional(pool).await)?;
+    let row: Option<(i64, String, String, bool, i64, String)> = store.row(sql, &[crate::store::Arg::Int(device_id)]).await?;
     Ok(row.map(|(id, username, display_name, is_admin, last_active, time_zone)| {
         let zone = crate::web::time::Zone::stored(&time_zone);
         (CurrentUser { id, username, display_name, is_admin, device_id, zone, zone_chosen: !time_zone.is_empty() }, last_active)

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 use web_push_native::WebPushBuilder;
 
 use crate::notifications::level::{Setting, effective};
-use crate::store::{Store, now_ms};
+use crate::store::{Arg, Store, now_ms};
 use crate::with_db;
 
 use super::endpoint;
@@ -158,7 +158,8 @@ type About = (String, String, Option<i64>, String);
 
 async fn about(store: &Store, conversation_id: i64, author_id: i64) -> Result<Option<About>, sqlx::Error> {
     let sql = concat!("SELECT c.kind, c.name, c.server_id, ", crate::shown_name_sql!("u"), " FROM conversations c, users u WHERE c.id = $1 AND u.id = $2");
-    with_db!(store, pool => sqlx::query_as(sql).bind(conversation_id).bind(author_id).fetch_optional(pool).await)
+    // Every message sent asks this: a direct read on SQLite (`Store::row`).
+    store.row(sql, &[Arg::Int(conversation_id), Arg::Int(author_id)]).await
 }
 
 /// A call rings for every other member it may reach: treated as a mention of each, so
@@ -184,7 +185,7 @@ async fn fan_out(shared: &Shared, sent: Sent) -> Result<(), sqlx::Error> {
     let replied_to = match sent.reply_to_id {
         Some(id) => {
             let sql = "SELECT author_id FROM messages WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL";
-            with_db!(store, pool => sqlx::query_scalar::<_, i64>(sql).bind(id).bind(sent.conversation_id).fetch_optional(pool).await)?
+            store.row::<(i64,)>(sql, &[Arg::Int(id), Arg::Int(sent.conversation_id)]).await?.map(|(author,)| author)
         }
         None => None,
     };

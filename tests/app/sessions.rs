@@ -96,6 +96,7 @@ async fn the_sweep_removes_only_expired_sessions(app: TestApp) {
     expired.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     store.create(&mut expired).await.expect("create");
     assert_eq!((has_row(&app, &live.id).await, has_row(&app, &expired.id).await), (true, true));
+    assert!(store.load(&expired.id).await.expect("load").is_none(), "an expired session signs nobody in, swept or not");
     store.delete_expired().await.expect("sweep");
     assert!(!has_row(&app, &expired.id).await, "the sweep removes the expired row");
     assert!(has_row(&app, &live.id).await, "the sweep keeps the live row");
