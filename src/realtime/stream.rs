@@ -51,9 +51,9 @@ struct Badge {
     last_message_id: i64,
 }
 
-/// One tab's stream, and the response body it writes: polled by hyper directly, so a
-/// delivery costs no future built and moved per frame (the body was an `unfold` of
-/// `next()`, whose state, the whole stream, moved in and out for every frame).
+/// One tab's stream, and the response body it writes: hyper polls it directly, so a
+/// frame costs no future built, nor the stream's state moved into one (as a stream
+/// adapter such as `unfold` would do for every item), nor a second boxed body.
 struct Stream {
     user_id: i64,
     store: Store,
