@@ -77,7 +77,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let vapid = push::vapid::Vapid::load_or_create(&store, config.push_contact()).await?;
     let push = push::Pusher::start(store.clone(), vapid, config.push_allow_loopback)?;
     let voice = voice::Voice::new(&config, store.clone(), realtime.clone());
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         voice,
         files,
         push,
@@ -89,7 +89,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         limiter: Arc::new(limiter),
         sessions,
         redis,
-    };
+    });
     files::sweep::spawn(state.clone());
     Ok(state)
 }

@@ -8,8 +8,26 @@ use crate::conversations::writer::MessageWriter;
 use crate::store::Store;
 use crate::web::ratelimit::RateLimiter;
 
+/// Cloned by every middleware and extractor of every request: one reference count,
+/// not one per field (the per-field clones and drops were ≈ 3.5 % of a send's CPU).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub config: Arc<Config>,
     pub limiter: Arc<RateLimiter>,
