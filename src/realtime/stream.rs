@@ -69,9 +69,12 @@ struct Stream {
     /// A delivery whose handling waits for the database (rare: a read that did not
     /// catch up, a conversation joined), boxed so an idle stream stays small; nothing
     /// else is taken from `rx` until it is done, so order holds.
-    lookup: Option<Pin<Box<dyn Future<Output = AppResult<(Arc<Delivery>, Found)>> + Send>>>,
+    lookup: Option<PendingLookup>,
     done: bool,
 }
+
+/// A delivery waiting on its lookup; the delivery comes back with what was found.
+type PendingLookup = Pin<Box<dyn Future<Output = AppResult<(Arc<Delivery>, Found)>> + Send>>;
 
 /// What a delivery about the viewer themselves needs from the database first.
 enum Lookup {
@@ -310,7 +313,7 @@ impl Stream {
             match event.kind {
                 Kind::Read => {
                     let read = event.subject_id.unwrap_or(0);
-                    if !self.badges.get(&c).is_some_and(|b| read >= b.last_message_id) {
+                    if self.badges.get(&c).is_none_or(|b| read < b.last_message_id) {
                         return Ok(Some(Lookup::Read));
                     }
                     self.finish(delivery, Found::Read { unread: 0, mentioned: 0 });
