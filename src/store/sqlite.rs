@@ -47,6 +47,9 @@ impl SqliteDb {
     /// `file` is the database's path (empty for an in-memory database).
     pub fn new(pool: SqlitePool, readers: SqlitePool, id: u64, file: &str) -> SqliteDb {
         let direct = (!file.is_empty()).then(|| Arc::new(Direct { file: file.into(), idle: Default::default() }));
+        if let Some(direct) = &direct {
+            super::checkpoint::spawn(direct.file.clone(), Arc::downgrade(direct));
+        }
         SqliteDb { pool, readers, id, direct }
     }
 
@@ -354,6 +357,29 @@ mod tests {
         assert!(written.is_err(), "a read connection refused the write");
         let count: i64 = store.scalar("SELECT COUNT(*) FROM t", &[]).await.expect("read");
         assert_eq!(count, 3);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Commits leave their pages in the WAL; the checkpoint thread, not a commit, copies
+    /// them into the database file soon after (the writers' own threshold is far off).
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_commits_into_the_file() {
+        let (store, dir) = file_store().await;
+        let file = dir.join("t.db");
+        let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        // Let the thread take in the table, then measure from there.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let before = size();
+        let Db::Sqlite(db) = &store.db else { unreachable!() };
+        sqlx::query("WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 500) INSERT INTO t (a, b) SELECT v, hex(randomblob(1000)) FROM n")
+            .execute(db)
+            .await
+            .expect("rows");
+        let waited = std::time::Instant::now();
+        while size() < before + 500 * 2_000 && waited.elapsed() < std::time::Duration::from_secs(3) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(size() >= before + 500 * 2_000, "the file grew from {before} to {} bytes only", size());
         let _ = std::fs::remove_dir_all(dir);
     }
 
