@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use super::delivery::Delivery;
+use crate::store::log::{Event, Kind};
 
 /// Deliveries a stream may have queued before it counts as stuck and is dropped (the
 /// browser then reconnects and catches up from the log).
@@ -191,11 +192,33 @@ impl Hub {
         self.lock().conversations.get(&conversation_id).map(|s| s.iter().copied().collect()).unwrap_or_default()
     }
 
+    /// Which of `events` someone here could receive (a member of its conversation has a
+    /// stream here, or it is about a user who has one), and the registrations counted
+    /// so far, for `deliver` to tell whether anyone arrived since. Events nobody here
+    /// can receive need not be rendered: in scale mode each instance renders for its
+    /// own viewers only, and a conversation nobody has open costs its sends nothing.
+    pub fn audience(&self, events: &[Event]) -> (Vec<bool>, u64) {
+        let state = self.lock();
+        let wanted = events
+            .iter()
+            .map(|e| {
+                state.conversations.get(&e.conversation_id).is_some_and(|users| !users.is_empty())
+                    || (matches!(e.kind, Kind::Joined | Kind::Left) && e.user_id.is_some_and(|u| state.users.contains_key(&u)))
+            })
+            .collect();
+        (wanted, state.next_stream)
+    }
+
     /// Hands committed events (in id order) to the streams that may see them, applying
     /// membership changes where they fall in that order (a `Joined` or `Left` event
-    /// names its user, so new conversations need no lookup).
-    pub fn deliver(&self, deliveries: Vec<Arc<Delivery>>, upto: i64) {
+    /// names its user, so new conversations need no lookup). With `chosen_at`, the
+    /// deliveries are those `audience` chose at that count: if a stream registered since
+    /// (it may want an event left out), nothing is delivered and false is returned.
+    pub fn deliver(&self, deliveries: Vec<Arc<Delivery>>, upto: i64, chosen_at: Option<u64>) -> bool {
         let mut state = self.lock();
+        if chosen_at.is_some_and(|count| count != state.next_stream) {
+            return false;
+        }
         let mut stuck: Vec<(i64, u64)> = Vec::new();
         for delivery in deliveries {
             let conversation = delivery.conversation_id;
@@ -225,6 +248,7 @@ impl Hub {
         }
         state.dispatched = state.dispatched.max(upto);
         drop_stuck(&mut state, &stuck);
+        true
     }
 
     /// Sends an ephemeral delivery (typing, presence) to the given local users.
@@ -296,5 +320,39 @@ mod tests {
         let mut heard = hub.connected_in(&[10, 12]);
         heard.sort();
         assert_eq!(heard, vec![1, 3]);
+    }
+
+    fn event(id: i64, conversation_id: i64, kind: Kind, user_id: Option<i64>) -> Event {
+        Event { id, conversation_id, user_id, kind, subject_id: None }
+    }
+
+    /// Only events someone here can receive are chosen; a stream that registers after
+    /// the choice makes the chosen deliveries be refused, so nothing is lost to it.
+    #[test]
+    fn events_nobody_here_can_receive_are_left_out_until_someone_arrives() {
+        let hub = Hub::default();
+        let mut alice = hub.register(1, 1, 0, &[10], 4).ok().expect("registered");
+        let events = [
+            event(1, 10, Kind::Message, Some(2)),
+            event(2, 20, Kind::Message, Some(2)),
+            event(3, 20, Kind::Joined, Some(1)),
+            event(4, 30, Kind::Joined, Some(3)),
+        ];
+        let (wanted, chosen_at) = hub.audience(&events);
+        assert_eq!(wanted, vec![true, false, true, false]);
+
+        let delivery = |e: Event| Arc::new(Delivery { event: Some(e), ..Delivery::ephemeral(e.conversation_id, bytes::Bytes::from_static(b"x")) });
+        // Bob (user 3) connects while the chosen events render: event 4 is his.
+        let mut bob = hub.register(3, 3, 0, &[], 4).ok().expect("registered");
+        let chosen: Vec<_> = [events[0], events[2]].into_iter().map(delivery).collect();
+        assert!(!hub.deliver(chosen, 4, Some(chosen_at)), "refused: someone arrived after the choice");
+        assert!(alice.rx.try_recv().is_err(), "nothing delivered from a refused batch");
+        assert_eq!(hub.dispatched(), 0, "the refused batch is still to do");
+
+        assert!(hub.deliver(events.iter().copied().map(delivery).collect(), 4, None));
+        let heard = |rx: &mut StreamRx| std::iter::from_fn(|| rx.try_recv().ok()).filter_map(|d| d.id()).collect::<Vec<_>>();
+        assert_eq!(heard(&mut alice.rx), vec![1, 3]);
+        assert_eq!(heard(&mut bob.rx), vec![4]);
+        assert_eq!(hub.dispatched(), 4);
     }
 }

@@ -233,6 +233,10 @@ async fn dispatch(store: Store, realtime: std::sync::Weak<Realtime>) {
     loop {
         let Some(realtime) = realtime.upgrade() else { return };
         let wake = realtime.bus.as_ref().map(|b| b.wakeups());
+        // Render only what someone here can receive; after a stream registered while a
+        // batch rendered, that batch again for everyone (a second try could lose to the
+        // next registration, and a burst of connects would starve delivery).
+        let mut choose = true;
         loop {
             let after = realtime.hub.dispatched();
             // A batch's reads (the log, then what its events render) on one connection.
@@ -241,14 +245,25 @@ async fn dispatch(store: Store, realtime: std::sync::Weak<Realtime>) {
                     tracing::warn!(%error, "reading the event log failed; retrying");
                 })?;
                 let Some(last) = events.last().map(|e| e.id) else { return Ok(None) };
-                let deliveries = render::render(&store, &events).await.inspect_err(|error| {
-                    tracing::warn!(%error, "rendering events failed; retrying");
-                })?;
-                Ok::<_, crate::error::AppError>(Some((deliveries, last)))
+                let (events, chosen_at) = if choose {
+                    let (wanted, chosen_at) = realtime.hub.audience(&events);
+                    let chosen: Vec<log::Event> = events.iter().zip(wanted).filter(|(_, wanted)| *wanted).map(|(e, _)| *e).collect();
+                    (chosen, Some(chosen_at))
+                } else {
+                    (events, None)
+                };
+                let deliveries = if events.is_empty() {
+                    Vec::new()
+                } else {
+                    render::render(&store, &events).await.inspect_err(|error| {
+                        tracing::warn!(%error, "rendering events failed; retrying");
+                    })?
+                };
+                Ok::<_, crate::error::AppError>(Some((deliveries, last, chosen_at)))
             })
             .await;
             match batch {
-                Ok(Some((deliveries, last))) => realtime.hub.deliver(deliveries, last),
+                Ok(Some((deliveries, last, chosen_at))) => choose = realtime.hub.deliver(deliveries, last, chosen_at),
                 Ok(None) | Err(_) => break,
             }
         }
