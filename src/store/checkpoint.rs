@@ -1,11 +1,12 @@
 //! The SQLite file's checkpoints, off the writers' path. SQLite's own automatic
-//! checkpoint runs inside the commit that crosses its threshold, so one group commit
-//! in every few hundred waited for thousands of pages to be copied and synced (tens of
-//! milliseconds, the whole of a send's p99). Here a thread of its own copies whatever
-//! the WAL holds every [`EVERY`], passively: it never waits for a writer or a reader,
-//! and writers never wait for it. Copying seldom also copies less: the pages group
-//! commits touch are mostly the same few (the ends of the messages, log and search
-//! indexes), each copied once per checkpoint however many commits changed it.
+//! checkpoint runs inside the commit that crosses its threshold (1,000 WAL pages), and
+//! that commit's senders wait while the pages are copied and synced: 5.6 % of a durable
+//! send's CPU, and raising the threshold to copy less often made that one commit wait
+//! 40 ms. Here a thread of its own copies whatever the WAL holds every [`EVERY`],
+//! passively: it never waits for a writer or a reader, and writers never wait for it.
+//! Copying every 100 ms copies less, too: the pages group commits touch are mostly the
+//! same few (the ends of the messages, log and search indexes), each copied once per
+//! checkpoint however many commits changed it.
 
 use std::path::PathBuf;
 use std::sync::Weak;
