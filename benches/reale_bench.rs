@@ -290,7 +290,7 @@ async fn send(postgres: bool) {
     let bench = start(postgres).await;
     let conversations = bench.alice_with_100_dms().await;
     let author = bench.user_id();
-    for senders in [1usize, 16, 64, 256] {
+    for senders in [1usize, 16, 64, 128, 256] {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(5);
         let mut tasks = Vec::new();
