@@ -85,8 +85,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         realtime,
         writer: conversations::writer::MessageWriter::spawn(store.clone()),
         store,
-        config: Arc::new(config),
-        limiter: Arc::new(limiter),
+        config,
+        limiter,
         sessions,
         redis,
     });

@@ -29,8 +29,8 @@ impl std::ops::Deref for AppState {
 
 pub struct Shared {
     pub store: Store,
-    pub config: Arc<Config>,
-    pub limiter: Arc<RateLimiter>,
+    pub config: Config,
+    pub limiter: RateLimiter,
     pub sessions: SessionBackend,
     pub redis: Option<fred::clients::Pool>,
     pub writer: MessageWriter,
