@@ -8,7 +8,7 @@
 //! step has a deadline; a watchdog ends the run (and its servers) after `--timeout` s.
 //!
 //! cargo bench --bench reale_load -- idle N [--users 100] [--hold 10] [--restart no]
-//! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500] [--bare PATH]
+//! cargo bench --bench reale_load -- fanout [--subs 1000,10000] [--rates 10,100] [--users 500] [--bare PATH [--pad N]]
 //! cargo bench --bench reale_load -- rooms [--rooms 1000] [--members 10] [--users 1000] [--rates 2000,10000]
 //! cargo bench --bench reale_load -- cross [same as rooms; --rates 5000]
 //! cargo bench --bench reale_load -- channel [--members 10000] [--users 1000] [--channels 100] [--subs 10000] [--rates 10,50,100]
@@ -683,6 +683,9 @@ struct Run {
     infra_is_other: bool,
     /// Sends go to the bare broadcaster's `POST /send` (answered 204) instead of a conversation.
     bare: bool,
+    /// Filler appended to the bare broadcaster's message body (`fanout --pad N`), so it
+    /// can be measured at Reale's bytes per delivery too.
+    pad: Arc<str>,
 }
 
 /// A conversation messages go to: who may send there, and how many streams hear it.
@@ -739,10 +742,10 @@ async fn run_phase(run: &Run, targets: &Arc<Vec<Target>>, first_seq: usize, rate
             let target = &targets[i % targets.len()];
             let sender = target.senders[(i / targets.len()) % target.senders.len()];
             let (conv, streams) = (target.conv, target.streams);
-            let (ctx, http, cookies) = (ctx.clone(), http.clone(), cookies.clone());
+            let (ctx, http, cookies, pad) = (ctx.clone(), http.clone(), cookies.clone(), run.pad.clone());
             tokio::spawn(async move {
                 let (form, path, ok) = if bare {
-                    (format!("body=lgq{seq}q"), "/send".to_string(), StatusCode::NO_CONTENT)
+                    (format!("body=lgq{seq}q{pad}"), "/send".to_string(), StatusCode::NO_CONTENT)
                 } else {
                     (format!("body=lgq{seq}q&client_id=lg{seq}"), format!("/c/{conv}/messages"), StatusCode::SEE_OTHER)
                 };
@@ -898,7 +901,7 @@ async fn fanout(args: &Args) {
     let label_of = |streams: usize| if bare.is_empty() { format!("1 group, {streams} streams") } else { format!("bare-sse, {streams} streams") };
     let ctx = Ctx::new(ATTEMPTS * sizes.len() * rates.iter().sum::<usize>() * secs + 1);
     let run =
-        Run { ctx: ctx.clone(), http: http.clone(), post_to: server.addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false, bare: !bare.is_empty() };
+        Run { ctx: ctx.clone(), http: http.clone(), post_to: server.addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false, bare: !bare.is_empty(), pad: "x".repeat(args.num("pad", 0)).into() };
     let (mut tasks, mut seq) = (Vec::new(), 0);
     for &size in &sizes {
         let have = ctx.opened.load(Relaxed);
@@ -963,7 +966,7 @@ async fn rooms(args: &Args, cross: bool) {
     let tasks = open_streams(&ctx, stream_server.addr, &cookies, |i| i % users, 0..users * per_user).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids: Vec<u32> = [Some(a.pid), b.as_ref().map(|b| b.pid)].into_iter().flatten().collect();
-    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: a.addr, cookies: cookies.clone(), pids, infra_is_other: cross, bare: false };
+    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: a.addr, cookies: cookies.clone(), pids, infra_is_other: cross, bare: false, pad: "".into() };
     let where_ = if cross { "A → B" } else { "1 instance" };
     println!("\n{HEADER}");
     let mut seq = 0;

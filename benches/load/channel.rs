@@ -61,7 +61,7 @@ pub(super) async fn channel(args: &Args) {
     server.restart(&http).await;
 
     let ctx = Ctx::new(ATTEMPTS * sizes.len() * rates.iter().sum::<usize>() * secs + 1);
-    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false, bare: false };
+    let run = Run { ctx: ctx.clone(), http: http.clone(), post_to: addr, cookies: cookies.clone(), pids: vec![server.pid], infra_is_other: false, bare: false, pad: "".into() };
     let (mut tasks, mut seq) = (Vec::new(), 0);
     for &size in &sizes {
         let have = ctx.opened.load(Relaxed);
